@@ -1,0 +1,68 @@
+-- casapay-recon schema: the single source of truth.
+-- Applied as a whole to a new database; an existing one is brought here by the
+-- numbered migrations in src/store/migrations.rs. PRAGMA user_version records
+-- which version a database is at.
+
+-- Generated credentials (webhook secret, admin token hash) when none are configured.
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+-- Every event exactly as CasaPay sent it. The primary key is what makes
+-- redelivery idempotent: a second insert of the same id is a duplicate.
+CREATE TABLE IF NOT EXISTS events (
+    seq         INTEGER PRIMARY KEY,          -- arrival order
+    id          TEXT NOT NULL UNIQUE,         -- evt_…
+    type        TEXT NOT NULL,
+    created     INTEGER NOT NULL,             -- CasaPay's unix seconds
+    livemode    INTEGER NOT NULL,
+    object_id   TEXT,                         -- preq_… / po_… / other
+    applied     INTEGER NOT NULL,             -- 1 if it changed the stored object
+    received_at INTEGER NOT NULL,             -- our unix milliseconds
+    body        TEXT NOT NULL                 -- raw body, byte for byte
+) STRICT;
+CREATE INDEX IF NOT EXISTS events_by_created ON events (created DESC, seq DESC);
+CREATE INDEX IF NOT EXISTS events_by_type ON events (type, created DESC, seq DESC);
+CREATE INDEX IF NOT EXISTS events_by_received ON events (received_at);
+
+-- The newest known state of each PaymentRequest (see SPEC §3 "Order").
+CREATE TABLE IF NOT EXISTS payment_requests (
+    id                TEXT PRIMARY KEY,       -- preq_…
+    payment_agreement TEXT,
+    amount            INTEGER NOT NULL,       -- minor units
+    currency          TEXT NOT NULL,          -- lower-case ISO 4217
+    status            TEXT NOT NULL,
+    failure_reason    TEXT,
+    attempts          INTEGER,
+    next_retry_at     INTEGER,
+    property_id       TEXT,                   -- metadata.property_id
+    period            TEXT,                   -- metadata.period
+    created           INTEGER NOT NULL,
+    event_created     INTEGER NOT NULL,       -- created of the event that set this state
+    status_rank       INTEGER NOT NULL,       -- tie-break for equal event_created
+    last_event_id     TEXT NOT NULL           -- the event whose object this is
+) STRICT;
+CREATE INDEX IF NOT EXISTS payment_requests_by_property ON payment_requests (property_id, period);
+CREATE INDEX IF NOT EXISTS payment_requests_by_agreement ON payment_requests (payment_agreement, period);
+CREATE INDEX IF NOT EXISTS payment_requests_by_period ON payment_requests (period);
+
+-- The newest known state of each Payout.
+CREATE TABLE IF NOT EXISTS payouts (
+    id              TEXT PRIMARY KEY,         -- po_…
+    amount          INTEGER NOT NULL,
+    currency        TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    destination     TEXT,
+    arrival_date    INTEGER,
+    failure_code    TEXT,
+    failure_message TEXT,
+    landlord_id     TEXT,                     -- metadata.landlord_id
+    period          TEXT,                     -- metadata.period
+    created         INTEGER NOT NULL,
+    event_created   INTEGER NOT NULL,
+    status_rank     INTEGER NOT NULL,
+    last_event_id   TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS payouts_by_landlord ON payouts (landlord_id, period);
+CREATE INDEX IF NOT EXISTS payouts_by_period ON payouts (period);

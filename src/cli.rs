@@ -1,0 +1,62 @@
+//! The command line: every command and flag.
+
+use clap::{Parser, Subcommand};
+
+use crate::config::ConfigArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "casapay-recon",
+    version,
+    about = "CasaPay webhook receiver and rent reconciliation"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service: webhook endpoint, admin API, mail and report workers.
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Send a correctly signed sample event to a webhook endpoint.
+    Trigger(TriggerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TriggerArgs {
+    /// Event type, e.g. payment_request.succeeded or payout.paid.
+    #[arg(value_name = "TYPE")]
+    pub event_type: String,
+    /// Endpoint [default: http://<bind>/webhooks/casapay from the configuration].
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Signing secret [default: the configured or stored one].
+    #[arg(long, hide_env_values = true)]
+    pub secret: Option<String>,
+    /// metadata.property_id of a PaymentRequest.
+    #[arg(long, default_value = "prop_demo")]
+    pub property: String,
+    /// metadata.landlord_id of a Payout.
+    #[arg(long, default_value = "ll_demo")]
+    pub landlord: String,
+    /// metadata.period, YYYY-MM [default: this month].
+    #[arg(long)]
+    pub period: Option<String>,
+    /// Amount in minor units.
+    #[arg(long, default_value_t = 120000)]
+    pub amount: i64,
+    /// Lower-case ISO 4217 currency.
+    #[arg(long, default_value = "eur")]
+    pub currency: String,
+    /// Id of the PaymentRequest or Payout [default: a new random one].
+    #[arg(long)]
+    pub object: Option<String>,
+    /// payment_agreement of a PaymentRequest [default: pa_<property>].
+    #[arg(long)]
+    pub payment_agreement: Option<String>,
+}

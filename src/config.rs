@@ -1,0 +1,450 @@
+//! Settings, layered: flag > `CASAPAY_*` environment > TOML file > default.
+//!
+//! clap resolves flag and environment; the file fills what both left unset;
+//! defaults fill the rest. Everything is validated here, once, into types.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use jiff::civil::Time;
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+
+use crate::domain::Secret;
+
+pub const DEFAULT_CONFIG_FILE: &str = "casapay-recon.toml";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every setting as a flag (global: it goes before or after the command) with
+/// its environment variable. `None` means "not given here".
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    /// TOML file with settings [default: casapay-recon.toml if present]
+    #[arg(long, global = true, env = "CASAPAY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// SQLite database file [default: casapay-recon.db]
+    #[arg(long, global = true, env = "CASAPAY_DATABASE", value_name = "FILE")]
+    pub database: Option<PathBuf>,
+    /// Listen address [default: 127.0.0.1:8080]
+    #[arg(long, global = true, env = "CASAPAY_BIND", value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Comma-separated signing secrets (several during rotation) [default: generated once]
+    #[arg(
+        long,
+        global = true,
+        env = "CASAPAY_WEBHOOK_SECRETS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_name = "SECRETS"
+    )]
+    pub webhook_secrets: Option<Vec<String>>,
+    /// Seconds a signature timestamp may differ from now [default: 300]
+    #[arg(
+        long,
+        global = true,
+        env = "CASAPAY_SIGNATURE_TOLERANCE",
+        value_name = "SECONDS"
+    )]
+    pub signature_tolerance: Option<u64>,
+    /// Bearer token for /api/* and /dashboard [default: generated once]
+    #[arg(
+        long,
+        global = true,
+        env = "CASAPAY_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub admin_token: Option<String>,
+    /// SMTP URL (smtps://user:pass@host:465, smtp://host:25) [default: .eml files]
+    #[arg(
+        long,
+        global = true,
+        env = "CASAPAY_SMTP_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub smtp_url: Option<String>,
+    /// Folder for .eml files when no SMTP URL is set [default: mail/]
+    #[arg(long, global = true, env = "CASAPAY_MAIL_DIR", value_name = "DIR")]
+    pub mail_dir: Option<PathBuf>,
+    /// From address [default: casapay-recon <noreply@localhost>]
+    #[arg(long, global = true, env = "CASAPAY_MAIL_FROM", value_name = "ADDRESS")]
+    pub mail_from: Option<String>,
+    /// Comma-separated recipients of the daily report [default: none]
+    #[arg(
+        long,
+        global = true,
+        env = "CASAPAY_REPORT_TO",
+        value_delimiter = ',',
+        value_name = "ADDRESSES"
+    )]
+    pub report_to: Option<Vec<String>>,
+    /// Local time of the daily report, HH:MM [default: 06:00]
+    #[arg(long, global = true, env = "CASAPAY_REPORT_AT", value_name = "HH:MM")]
+    pub report_at: Option<String>,
+    /// IANA time zone for dates, periods and due dates [default: UTC]
+    #[arg(long, global = true, env = "CASAPAY_TIMEZONE", value_name = "ZONE")]
+    pub timezone: Option<String>,
+    /// Largest webhook body accepted, bytes [default: 1048576]
+    #[arg(long, global = true, env = "CASAPAY_MAX_BODY", value_name = "BYTES")]
+    pub max_body: Option<usize>,
+    /// Log format [default: text]
+    #[arg(long, global = true, env = "CASAPAY_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Most writes committed together (1 turns group commit off) [default: 512]
+    #[arg(long, global = true, env = "CASAPAY_WRITE_BATCH", value_name = "N")]
+    pub write_batch: Option<usize>,
+    /// Most writes waiting for the writer before webhooks get 503 [default: 4096]
+    #[arg(long, global = true, env = "CASAPAY_WRITE_QUEUE", value_name = "N")]
+    pub write_queue: Option<usize>,
+    /// How long a write waits for a database locked by another process [default: 5000]
+    #[arg(
+        long,
+        global = true,
+        env = "CASAPAY_BUSY_TIMEOUT_MS",
+        value_name = "MS"
+    )]
+    pub busy_timeout_ms: Option<u64>,
+}
+
+/// The TOML file: the same keys as the flags, in snake_case. Unknown keys are an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database: Option<PathBuf>,
+    bind: Option<String>,
+    webhook_secrets: Option<OneOrMany>,
+    signature_tolerance: Option<u64>,
+    admin_token: Option<String>,
+    smtp_url: Option<String>,
+    mail_dir: Option<PathBuf>,
+    mail_from: Option<String>,
+    report_to: Option<OneOrMany>,
+    report_at: Option<String>,
+    timezone: Option<String>,
+    max_body: Option<usize>,
+    log_format: Option<LogFormat>,
+    write_batch: Option<usize>,
+    write_queue: Option<usize>,
+    busy_timeout_ms: Option<u64>,
+}
+
+/// `"a,b"` or `["a", "b"]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_list(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(text) => text.split(',').map(str::to_string).collect(),
+            OneOrMany::Many(list) => list,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("setting `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: PathBuf,
+    pub bind: String,
+    /// `None`: use the secret stored in the database, generating it on first start.
+    pub webhook_secrets: Option<Vec<Secret>>,
+    pub signature_tolerance: u64,
+    pub admin_token: Option<Secret>,
+    pub smtp_url: Option<Secret>,
+    pub mail_dir: PathBuf,
+    pub mail_from: String,
+    pub report_to: Vec<String>,
+    pub report_at: Time,
+    pub timezone: TimeZone,
+    pub max_body: usize,
+    pub log_format: LogFormat,
+    pub write_batch: usize,
+    pub write_queue: usize,
+    pub busy_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database: PathBuf::from("casapay-recon.db"),
+            bind: "127.0.0.1:8080".into(),
+            webhook_secrets: None,
+            signature_tolerance: 300,
+            admin_token: None,
+            smtp_url: None,
+            mail_dir: PathBuf::from("mail"),
+            mail_from: "casapay-recon <noreply@localhost>".into(),
+            report_to: Vec::new(),
+            report_at: Time::constant(6, 0, 0, 0),
+            timezone: TimeZone::UTC,
+            max_body: 1_048_576,
+            log_format: LogFormat::Text,
+            write_batch: 512,
+            write_queue: 4096,
+            busy_timeout: Duration::from_millis(5000),
+        }
+    }
+}
+
+fn secret_list(key: &'static str, values: Vec<String>) -> Result<Vec<Secret>, ConfigError> {
+    let secrets: Vec<Secret> = values
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .map(Secret::new)
+        .collect();
+    if secrets.is_empty() {
+        return Err(invalid(key, "is set but holds no secret"));
+    }
+    Ok(secrets)
+}
+
+fn address_list(values: Vec<String>) -> Vec<String> {
+    values
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl Settings {
+    /// Resolves the layers. The file is `--config`, or `casapay-recon.toml` if it exists.
+    pub fn load(args: ConfigArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                read_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => FileConfig::default(),
+        };
+        let defaults = Settings::default();
+        let mut settings = Settings {
+            database: args.database.or(file.database).unwrap_or(defaults.database),
+            bind: args.bind.or(file.bind).unwrap_or(defaults.bind),
+            webhook_secrets: match args
+                .webhook_secrets
+                .or(file.webhook_secrets.map(OneOrMany::into_list))
+            {
+                Some(list) => Some(secret_list("webhook_secrets", list)?),
+                None => None,
+            },
+            signature_tolerance: args
+                .signature_tolerance
+                .or(file.signature_tolerance)
+                .unwrap_or(defaults.signature_tolerance),
+            admin_token: args.admin_token.or(file.admin_token).map(Secret::new),
+            smtp_url: args.smtp_url.or(file.smtp_url).map(Secret::new),
+            mail_dir: args.mail_dir.or(file.mail_dir).unwrap_or(defaults.mail_dir),
+            mail_from: args
+                .mail_from
+                .or(file.mail_from)
+                .unwrap_or(defaults.mail_from),
+            report_to: address_list(
+                args.report_to
+                    .or(file.report_to.map(OneOrMany::into_list))
+                    .unwrap_or_default(),
+            ),
+            report_at: defaults.report_at,
+            timezone: defaults.timezone,
+            max_body: args.max_body.or(file.max_body).unwrap_or(defaults.max_body),
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(defaults.log_format),
+            write_batch: args
+                .write_batch
+                .or(file.write_batch)
+                .unwrap_or(defaults.write_batch),
+            write_queue: args
+                .write_queue
+                .or(file.write_queue)
+                .unwrap_or(defaults.write_queue),
+            busy_timeout: args
+                .busy_timeout_ms
+                .or(file.busy_timeout_ms)
+                .map_or(defaults.busy_timeout, Duration::from_millis),
+        };
+        if let Some(text) = args.report_at.or(file.report_at) {
+            settings.report_at = parse_report_at(&text)?;
+        }
+        if let Some(name) = args.timezone.or(file.timezone) {
+            settings.timezone = TimeZone::get(&name).map_err(|e| {
+                invalid(
+                    "timezone",
+                    format!("`{name}` is not an IANA time zone: {e}"),
+                )
+            })?;
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "bind",
+                format!("`{}` is not an address like 127.0.0.1:8080", self.bind),
+            ));
+        }
+        if self.max_body == 0 {
+            return Err(invalid("max_body", "must be at least 1 byte"));
+        }
+        if self.write_batch == 0 || self.write_queue == 0 {
+            return Err(invalid(
+                "write_batch",
+                "write_batch and write_queue must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The time zone's IANA name, for display.
+    pub fn timezone_name(&self) -> &str {
+        self.timezone.iana_name().unwrap_or("UTC")
+    }
+}
+
+fn parse_report_at(text: &str) -> Result<Time, ConfigError> {
+    let bad = || invalid("report_at", format!("`{text}` is not a time like 06:00"));
+    let (hour, minute) = text.split_once(':').ok_or_else(bad)?;
+    let hour: i8 = hour.parse().map_err(|_| bad())?;
+    let minute: i8 = minute.parse().map_err(|_| bad())?;
+    Time::new(hour, minute, 0, 0).map_err(|_| bad())
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::File {
+        path: path.to_path_buf(),
+        message: e.message().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(contents: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, contents).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let (_dir, path) = file(
+            "bind = \"127.0.0.1:9000\"\nmax_body = 10\nwebhook_secrets = [\"whsec_a\", \"whsec_b\"]\ntimezone = \"Europe/Paris\"\nreport_at = \"07:30\"\n",
+        );
+        let args = ConfigArgs {
+            config: Some(path),
+            max_body: Some(20),
+            ..ConfigArgs::default()
+        };
+        let settings = Settings::load(args).unwrap();
+        assert_eq!(settings.bind, "127.0.0.1:9000");
+        assert_eq!(settings.max_body, 20);
+        assert_eq!(settings.webhook_secrets.as_ref().map(Vec::len), Some(2));
+        assert_eq!(settings.timezone_name(), "Europe/Paris");
+        assert_eq!(settings.report_at, Time::constant(7, 30, 0, 0));
+        assert_eq!(settings.signature_tolerance, 300);
+    }
+
+    #[test]
+    fn unknown_keys_are_an_error_that_names_the_key() {
+        let (_dir, path) = file("bind = \"127.0.0.1:9000\"\nmax_bdy = 10\n");
+        let error = Settings::load(ConfigArgs {
+            config: Some(path),
+            ..ConfigArgs::default()
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains("max_bdy"), "{error}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_setting() {
+        let cases = [
+            (
+                ConfigArgs {
+                    timezone: Some("Mars/Olympus".into()),
+                    ..Default::default()
+                },
+                "timezone",
+            ),
+            (
+                ConfigArgs {
+                    report_at: Some("25:00".into()),
+                    ..Default::default()
+                },
+                "report_at",
+            ),
+            (
+                ConfigArgs {
+                    bind: Some("localhost".into()),
+                    ..Default::default()
+                },
+                "bind",
+            ),
+            (
+                ConfigArgs {
+                    webhook_secrets: Some(vec![" ".into()]),
+                    ..Default::default()
+                },
+                "webhook_secrets",
+            ),
+        ];
+        for (args, key) in cases {
+            let error = Settings::load(args).unwrap_err().to_string();
+            assert!(error.contains(key), "{error}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let settings = Settings {
+            webhook_secrets: Some(vec![Secret::new("whsec_hidden")]),
+            admin_token: Some(Secret::new("token_hidden")),
+            ..Settings::default()
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hidden"), "{shown}");
+    }
+}

@@ -1,0 +1,78 @@
+//! The one place that maps errors to HTTP status codes and JSON bodies:
+//! `{"error":{"type":"…","message":"…"}}`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::store::StoreError;
+use crate::webhook::event::InvalidEvent;
+use crate::webhook::signature::SignatureError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidSignature(#[from] SignatureError),
+    #[error("{0}")]
+    InvalidEvent(#[from] InvalidEvent),
+    #[error("body is larger than the {limit} byte limit")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("missing or wrong admin token")]
+    Unauthorized,
+    #[error("no such endpoint")]
+    NotFound,
+    #[error("storage unavailable, nothing was stored: {0}")]
+    Unavailable(#[from] StoreError),
+}
+
+impl ApiError {
+    /// The `type` of the JSON error, also the `outcome` in logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::InvalidSignature(_) => "invalid_signature",
+            ApiError::InvalidEvent(_) => "invalid_event",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound => "not_found",
+            ApiError::Unavailable(_) => "storage_unavailable",
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidSignature(_)
+            | ApiError::InvalidEvent(_)
+            | ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::Unauthorized => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"casapay-recon\""),
+                ));
+            }
+            ApiError::Unavailable(StoreError::QueueFull) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            ApiError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            _ => {}
+        }
+        response.json(json!({"error": {"type": self.kind(), "message": self.to_string()}}))
+    }
+}

@@ -1,0 +1,15 @@
+//! casapay-recon: receives CasaPay webhooks, stores each event exactly once,
+//! and reconciles rent against the rent roll.
+
+pub mod api;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod ingest;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod trigger;
+pub mod webhook;

@@ -1,0 +1,143 @@
+//! Builds the service: database, writer, HTTP routes; runs it until stopped.
+
+use std::net::TcpListener;
+use std::thread::JoinHandle;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+
+use crate::api;
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::store::{self, Credentials, GeneratedCredential, ReadPool, StoreError, Writer};
+use crate::webhook::routes::receive_webhook;
+
+/// What handlers share.
+pub struct AppState {
+    pub credentials: Credentials,
+    pub signature_tolerance: u64,
+    pub max_body: usize,
+    pub writer: Writer,
+    pub reads: ReadPool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database {path}: {source}")]
+    Database { path: String, source: StoreError },
+    #[error("cannot listen on {bind}: {source}")]
+    Bind {
+        bind: String,
+        source: std::io::Error,
+    },
+    #[error("server: {0}")]
+    Server(#[from] std::io::Error),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    writer_thread: JoinHandle<()>,
+    /// Credentials generated on this start: the binary shows them once.
+    pub generated: Vec<GeneratedCredential>,
+}
+
+/// Opens and migrates the database; used by every command that touches it.
+pub fn open_database(settings: &Settings) -> Result<rusqlite::Connection, StartupError> {
+    let database_error = |source| StartupError::Database {
+        path: settings.database.display().to_string(),
+        source,
+    };
+    let mut conn =
+        store::open_writer(&settings.database, settings.busy_timeout).map_err(database_error)?;
+    store::migrate(&mut conn).map_err(database_error)?;
+    Ok(conn)
+}
+
+impl Application {
+    pub fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let conn = open_database(settings)?;
+        let database_error = |source| StartupError::Database {
+            path: settings.database.display().to_string(),
+            source,
+        };
+        let (credentials, generated) = Credentials::load_or_generate(
+            &conn,
+            settings.webhook_secrets.as_deref(),
+            settings.admin_token.as_ref(),
+        )
+        .map_err(database_error)?;
+        let reads = store::open_read_pool(&settings.database, settings.busy_timeout, 8)
+            .map_err(database_error)?;
+        let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
+            bind: settings.bind.clone(),
+            source,
+        })?;
+        let port = listener.local_addr()?.port();
+        let (writer, writer_thread) =
+            Writer::start(conn, settings.write_queue, settings.write_batch);
+        let state = web::Data::new(AppState {
+            credentials,
+            signature_tolerance: settings.signature_tolerance,
+            max_body: settings.max_body,
+            writer,
+            reads,
+        });
+        let server =
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(web::QueryConfig::default().error_handler(|error, _| {
+                        ApiError::InvalidRequest(error.to_string()).into()
+                    }))
+                    .route("/webhooks/casapay", web::post().to(receive_webhook))
+                    .route("/healthz", web::get().to(api::healthz))
+                    .route("/readyz", web::get().to(api::readyz))
+                    .route("/api/events", web::get().to(api::list_events))
+                    .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }))
+            })
+            .listen(listener)?
+            // Signals are handled in `run_until_stopped`, so SIGINT is as graceful as SIGTERM.
+            .disable_signals()
+            .shutdown_timeout(30)
+            .run();
+        Ok(Self {
+            port,
+            server,
+            writer_thread,
+            generated,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops taking connections, lets
+    /// requests in flight finish, and waits for the writer to commit what it holds.
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        let handle = self.server.handle();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing requests in flight");
+            handle.stop(true).await;
+        });
+        self.server.await?;
+        let writer_thread = self.writer_thread;
+        tokio::task::spawn_blocking(move || writer_thread.join())
+            .await
+            .map_err(std::io::Error::other)?
+            .map_err(|_| std::io::Error::other("the writer thread panicked"))?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -1,0 +1,157 @@
+//! Webhook secrets and the admin token: configured, or generated once and kept.
+
+use rusqlite::{Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::StoreError;
+use crate::domain::Secret;
+
+const WEBHOOK_SECRET_KEY: &str = "webhook_secret";
+/// Only a hash of a generated admin token is kept: it is shown once, never stored.
+const ADMIN_TOKEN_HASH_KEY: &str = "admin_token_sha256";
+
+/// What the service checks requests against.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub webhook_secrets: Vec<Secret>,
+    admin_token_sha256: [u8; 32],
+}
+
+/// A credential generated on this start, to show the operator once.
+#[derive(Debug)]
+pub struct GeneratedCredential {
+    pub name: &'static str,
+    pub value: Secret,
+}
+
+fn sha256(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+impl Credentials {
+    /// Constant-time check of a presented admin token.
+    pub fn admin_token_matches(&self, presented: &str) -> bool {
+        sha256(presented).ct_eq(&self.admin_token_sha256).into()
+    }
+
+    /// Uses what is configured; otherwise what an earlier start generated;
+    /// otherwise generates, stores, and returns the new values to show once.
+    pub fn load_or_generate(
+        conn: &Connection,
+        configured_secrets: Option<&[Secret]>,
+        configured_token: Option<&Secret>,
+    ) -> Result<(Self, Vec<GeneratedCredential>), StoreError> {
+        let mut generated = Vec::new();
+        let webhook_secrets = match configured_secrets {
+            Some(secrets) => secrets.to_vec(),
+            None => match read_setting(conn, WEBHOOK_SECRET_KEY)? {
+                Some(stored) => vec![Secret::new(stored)],
+                None => {
+                    let secret = Secret::generate("whsec_");
+                    write_setting(conn, WEBHOOK_SECRET_KEY, secret.expose())?;
+                    generated.push(GeneratedCredential {
+                        name: "CASAPAY_WEBHOOK_SECRETS",
+                        value: secret.clone(),
+                    });
+                    vec![secret]
+                }
+            },
+        };
+        let admin_token_sha256 = match configured_token {
+            Some(token) => sha256(token.expose()),
+            None => match read_setting(conn, ADMIN_TOKEN_HASH_KEY)?.and_then(|h| decode_hash(&h)) {
+                Some(hash) => hash,
+                None => {
+                    let token = Secret::generate("cpr_admin_");
+                    let hash = sha256(token.expose());
+                    write_setting(conn, ADMIN_TOKEN_HASH_KEY, &hex::encode(hash))?;
+                    generated.push(GeneratedCredential {
+                        name: "CASAPAY_ADMIN_TOKEN",
+                        value: token,
+                    });
+                    hash
+                }
+            },
+        };
+        Ok((
+            Self {
+                webhook_secrets,
+                admin_token_sha256,
+            },
+            generated,
+        ))
+    }
+}
+
+fn decode_hash(text: &str) -> Option<[u8; 32]> {
+    let mut hash = [0_u8; 32];
+    hex::decode_to_slice(text, &mut hash).ok().map(|()| hash)
+}
+
+fn read_setting(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
+            row.get(0)
+        })
+        .optional()?)
+}
+
+fn write_setting(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)",
+        [key, value],
+    )?;
+    Ok(())
+}
+
+/// The secret a previous `serve` generated, for `trigger` to sign with.
+pub fn stored_webhook_secret(conn: &Connection) -> Result<Option<Secret>, StoreError> {
+    Ok(read_setting(conn, WEBHOOK_SECRET_KEY)?.map(Secret::new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = Connection::open(dir.path().join("db")).unwrap();
+        super::super::migrate(&mut conn).unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn generates_once_then_reuses() {
+        let (_dir, conn) = database();
+        let (first, generated) = Credentials::load_or_generate(&conn, None, None).unwrap();
+        assert_eq!(generated.len(), 2);
+        let token = generated
+            .iter()
+            .find(|g| g.name == "CASAPAY_ADMIN_TOKEN")
+            .unwrap();
+        assert!(first.admin_token_matches(token.value.expose()));
+        let (second, again) = Credentials::load_or_generate(&conn, None, None).unwrap();
+        assert!(again.is_empty(), "a second start generates nothing");
+        assert_eq!(second.webhook_secrets, first.webhook_secrets);
+        assert!(second.admin_token_matches(token.value.expose()));
+        assert!(!second.admin_token_matches("wrong"));
+        assert_eq!(
+            stored_webhook_secret(&conn).unwrap(),
+            Some(first.webhook_secrets[0].clone())
+        );
+    }
+
+    #[test]
+    fn configured_values_win_and_nothing_is_stored() {
+        let (_dir, conn) = database();
+        let secrets = [Secret::new("whsec_a"), Secret::new("whsec_b")];
+        let token = Secret::new("tok");
+        let (creds, generated) =
+            Credentials::load_or_generate(&conn, Some(&secrets), Some(&token)).unwrap();
+        assert!(generated.is_empty());
+        assert_eq!(creds.webhook_secrets.len(), 2);
+        assert!(creds.admin_token_matches("tok"));
+        assert_eq!(stored_webhook_secret(&conn).unwrap(), None);
+    }
+}
