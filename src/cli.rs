@@ -24,7 +24,7 @@ pub enum Command {
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Send a correctly signed sample event to a webhook endpoint.
-    Trigger(TriggerArgs),
+    Trigger(Box<TriggerArgs>),
 }
 
 #[derive(Debug, clap::Args)]

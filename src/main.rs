@@ -12,6 +12,6 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => commands::serve(settings).await,
         Command::Migrate => commands::migrate(&settings),
-        Command::Trigger(args) => commands::trigger(&settings, args).await,
+        Command::Trigger(args) => commands::trigger(&settings, *args).await,
     }
 }

@@ -12,8 +12,25 @@ use crate::error::ApiError;
 use crate::store::{self, Credentials, GeneratedCredential, ReadPool, StoreError, Writer};
 use crate::webhook::routes::receive_webhook;
 
+/// Where "now" comes from. Tests fix it to replay recorded signatures.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    System,
+    Fixed(jiff::Timestamp),
+}
+
+impl Clock {
+    pub fn now(self) -> jiff::Timestamp {
+        match self {
+            Clock::System => jiff::Timestamp::now(),
+            Clock::Fixed(at) => at,
+        }
+    }
+}
+
 /// What handlers share.
 pub struct AppState {
+    pub clock: Clock,
     pub credentials: Credentials,
     pub signature_tolerance: u64,
     pub max_body: usize,
@@ -56,6 +73,10 @@ pub fn open_database(settings: &Settings) -> Result<rusqlite::Connection, Startu
 
 impl Application {
     pub fn build(settings: &Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, Clock::System)
+    }
+
+    pub fn build_with_clock(settings: &Settings, clock: Clock) -> Result<Self, StartupError> {
         let conn = open_database(settings)?;
         let database_error = |source| StartupError::Database {
             path: settings.database.display().to_string(),
@@ -77,6 +98,7 @@ impl Application {
         let (writer, writer_thread) =
             Writer::start(conn, settings.write_queue, settings.write_batch);
         let state = web::Data::new(AppState {
+            clock,
             credentials,
             signature_tolerance: settings.signature_tolerance,
             max_body: settings.max_body,

@@ -12,7 +12,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let now = jiff::Timestamp::now().as_millisecond();
+    let now = state.clock.now().as_millisecond();
     state
         .writer
         .write(move |conn| store::record_heartbeat(conn, now))

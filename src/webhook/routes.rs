@@ -52,7 +52,7 @@ async fn receive(
         .headers()
         .get(signature::HEADER)
         .and_then(|value| value.to_str().ok());
-    let now = jiff::Timestamp::now();
+    let now = state.clock.now();
     signature::verify(
         header,
         &body,

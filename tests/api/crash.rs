@@ -1,0 +1,229 @@
+//! The built binary as a child process: kill -9 under load loses no
+//! acknowledged event; the quickstart (generated secret, `trigger`) works;
+//! SIGTERM exits 0.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use casapay_recon::domain::Secret;
+use casapay_recon::webhook::signature;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::payment_request_event;
+
+const BIN: &str = env!("CARGO_BIN_EXE_casapay-recon");
+
+struct Service {
+    child: Child,
+    port: u16,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+/// Starts `casapay-recon serve` on a free port and waits until it listens.
+async fn start_service(dir: &Path) -> Service {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("CASAPAY_DATABASE", dir.join("casapay-recon.db"))
+        .env("CASAPAY_BIND", "127.0.0.1:0")
+        .env("CASAPAY_MAIL_DIR", dir.join("mail"))
+        .env_remove("CASAPAY_WEBHOOK_SECRETS")
+        .env_remove("CASAPAY_ADMIN_TOKEN")
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let port = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            stderr.lock().unwrap().push(line.clone());
+            if let Some(rest) = line.split("port=").nth(1) {
+                return rest
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .unwrap()
+                    .parse::<u16>()
+                    .unwrap();
+            }
+        }
+        panic!(
+            "the service exited before listening: {:?}",
+            stderr.lock().unwrap()
+        );
+    })
+    .await
+    .expect("the service listens within 30 s");
+    // Keep draining stderr so the child never blocks on a full pipe.
+    let sink = Arc::clone(&stderr);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Service {
+        child,
+        port,
+        stderr,
+    }
+}
+
+fn generated_secret(service: &Service) -> Option<Secret> {
+    service.stderr.lock().unwrap().iter().find_map(|line| {
+        line.strip_prefix("Generated CASAPAY_WEBHOOK_SECRETS: ")
+            .map(|s| Secret::new(s.trim()))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_under_load_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut service = start_service(dir.path()).await;
+    let secret = generated_secret(&service).expect("a secret is generated on first start");
+    let url = format!("http://127.0.0.1:{}/webhooks/casapay", service.port);
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let senders: Vec<_> = (0..8)
+        .map(|sender| {
+            let (url, secret, acknowledged) =
+                (url.clone(), secret.clone(), Arc::clone(&acknowledged));
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                for n in 0..100_000 {
+                    let id = format!("evt_{sender}_{n}");
+                    let body = payment_request_event(
+                        &id,
+                        "payment_request.succeeded",
+                        &format!("preq_{sender}_{n}"),
+                        "succeeded",
+                        100,
+                    );
+                    let header = signature::sign(
+                        &secret,
+                        jiff::Timestamp::now().as_second(),
+                        body.as_bytes(),
+                    );
+                    let sent = client
+                        .post(&url)
+                        .header(signature::HEADER, header)
+                        .body(body)
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(response) if response.status().as_u16() == 200 => {
+                            acknowledged.lock().unwrap().push(id)
+                        }
+                        Ok(_) => {}
+                        Err(_) => return, // the service is gone
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    service.child.start_kill().unwrap(); // SIGKILL
+    service.child.wait().await.unwrap();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > 50,
+        "the load ran: {} acknowledged",
+        acknowledged.len()
+    );
+
+    let conn = rusqlite::Connection::open(dir.path().join("casapay-recon.db")).unwrap();
+    let mut lookup = conn
+        .prepare("SELECT count(*) FROM events WHERE id = ?1")
+        .unwrap();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| {
+            lookup
+                .query_row([id.as_str()], |r| r.get::<_, i64>(0))
+                .unwrap()
+                != 1
+        })
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged events lost, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
+    let stored_effects: i64 = conn
+        .query_row("SELECT count(*) FROM payment_requests", [], |r| r.get(0))
+        .unwrap();
+    let stored_events: i64 = conn
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        stored_effects, stored_events,
+        "every stored event has its effect, and no more"
+    );
+}
+
+#[tokio::test]
+async fn quickstart_trigger_uses_the_stored_secret_and_sigterm_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start_service(dir.path()).await;
+    assert!(generated_secret(&first).is_some());
+    drop(first); // kill_on_drop
+
+    let mut service = start_service(dir.path()).await;
+    assert!(
+        generated_secret(&service).is_none(),
+        "the secret is generated once, then reused"
+    );
+    let output = Command::new(BIN)
+        .args([
+            "trigger",
+            "payment_request.succeeded",
+            "--property",
+            "prop_9",
+            "--period",
+            "2025-03",
+        ])
+        .env("CASAPAY_DATABASE", dir.path().join("casapay-recon.db"))
+        .env("CASAPAY_BIND", format!("127.0.0.1:{}", service.port))
+        .env_remove("CASAPAY_WEBHOOK_SECRETS")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "trigger failed: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("200 ") && stdout.contains("\"duplicate\":false"),
+        "{stdout}"
+    );
+
+    let pid = service.child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), service.child.wait())
+        .await
+        .expect("the service stops within 30 s")
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
+
+    let conn = rusqlite::Connection::open(dir.path().join("casapay-recon.db")).unwrap();
+    let stored: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM payment_requests WHERE property_id = 'prop_9'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 1, "the triggered event was stored with its effect");
+}

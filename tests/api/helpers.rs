@@ -1,0 +1,135 @@
+//! `spawn_app()`: the real service on 127.0.0.1:0 with a temporary database.
+
+use std::path::PathBuf;
+
+use casapay_recon::config::Settings;
+use casapay_recon::domain::Secret;
+use casapay_recon::startup::{Application, Clock};
+use casapay_recon::webhook::signature;
+use rusqlite::Connection;
+use serde_json::{Value, json};
+
+pub const SECRET: &str = "whsec_test_integration";
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
+
+pub struct TestApp {
+    pub address: String,
+    pub database: PathBuf,
+    pub client: reqwest::Client,
+    pub secret: Secret,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}, Clock::System).await
+}
+
+/// Starts the service with test settings changed by `customize`.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings), clock: Clock) -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut settings = Settings {
+        database: dir.path().join("casapay-recon.db"),
+        bind: "127.0.0.1:0".into(),
+        webhook_secrets: Some(vec![Secret::new(SECRET)]),
+        admin_token: Some(Secret::new(ADMIN_TOKEN)),
+        mail_dir: dir.path().join("mail"),
+        ..Settings::default()
+    };
+    customize(&mut settings);
+    let app = Application::build_with_clock(&settings, clock).expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        database: settings.database.clone(),
+        client: reqwest::Client::new(),
+        secret: settings
+            .webhook_secrets
+            .and_then(|s| s.into_iter().next())
+            .unwrap_or_else(|| Secret::new(SECRET)),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// Posts `body` signed now with the app's secret.
+    pub async fn post_event(&self, body: &str) -> reqwest::Response {
+        let header = signature::sign(
+            &self.secret,
+            jiff::Timestamp::now().as_second(),
+            body.as_bytes(),
+        );
+        self.post_raw(body.as_bytes().to_vec(), Some(header)).await
+    }
+
+    pub async fn post_raw(&self, body: Vec<u8>, header: Option<String>) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}/webhooks/casapay", self.address))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(header) = header {
+            request = request.header(signature::HEADER, header);
+        }
+        request.send().await.expect("the request is sent")
+    }
+
+    pub async fn get_admin(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("the request is sent")
+    }
+
+    /// A separate read connection to the service's database file.
+    pub fn db(&self) -> Connection {
+        Connection::open(&self.database).expect("the database opens")
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.db()
+            .query_row(sql, [], |row| row.get(0))
+            .expect("the count query runs")
+    }
+}
+
+/// Asserts status and JSON body, returns the body.
+pub async fn expect_json(response: reqwest::Response, status: u16) -> Value {
+    let got = response.status().as_u16();
+    let text = response.text().await.expect("a body");
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// A `payment_request.*` event. `status` is the object's status.
+pub fn payment_request_event(
+    event_id: &str,
+    kind: &str,
+    preq: &str,
+    status: &str,
+    created: i64,
+) -> String {
+    json!({
+        "id": event_id, "object": "event", "type": kind, "created": created, "livemode": false,
+        "data": {"object": {
+            "id": preq, "object": "payment_request", "payment_agreement": "pa_1",
+            "amount": 120000, "currency": "eur", "status": status,
+            "metadata": {"property_id": "prop_1", "period": "2025-03"},
+            "created": 1_700_000_000, "livemode": false
+        }}
+    })
+    .to_string()
+}
+
+pub fn payout_event(event_id: &str, kind: &str, po: &str, status: &str, created: i64) -> String {
+    json!({
+        "id": event_id, "object": "event", "type": kind, "created": created,
+        "data": {"object": {
+            "id": po, "object": "payout", "amount": 110400, "currency": "eur", "status": status,
+            "metadata": {"landlord_id": "ll_1", "period": "2025-03"}, "created": 1_700_000_000
+        }}
+    })
+    .to_string()
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real server on a loopback port, a real SQLite file,
+//! real signed HTTP requests.
+
+mod crash;
+mod events_api;
+mod helpers;
+mod signature_vectors;
+mod webhook;
