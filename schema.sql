@@ -66,3 +66,31 @@ CREATE TABLE IF NOT EXISTS payouts (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS payouts_by_landlord ON payouts (landlord_id, period);
 CREATE INDEX IF NOT EXISTS payouts_by_period ON payouts (period);
+
+-- The rent roll: who owns what, and the rent expected per property and period.
+CREATE TABLE IF NOT EXISTS landlords (
+    id     TEXT PRIMARY KEY,                  -- ll_…
+    name   TEXT,
+    email  TEXT,
+    notify INTEGER NOT NULL DEFAULT 1         -- 0: the landlord opted out of e-mail
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS properties (
+    id                TEXT PRIMARY KEY,       -- prop_…
+    landlord_id       TEXT NOT NULL REFERENCES landlords (id),
+    name              TEXT,
+    payment_agreement TEXT                    -- fallback match for PaymentRequests
+) STRICT;
+CREATE INDEX IF NOT EXISTS properties_by_agreement ON properties (payment_agreement);
+
+CREATE TABLE IF NOT EXISTS expected_rent (
+    property_id    TEXT NOT NULL REFERENCES properties (id),
+    period         TEXT NOT NULL,             -- YYYY-MM
+    landlord_id    TEXT NOT NULL REFERENCES landlords (id),
+    amount         INTEGER NOT NULL,          -- minor units
+    currency       TEXT NOT NULL,
+    due_date       TEXT NOT NULL,             -- YYYY-MM-DD in CASAPAY_TIMEZONE
+    commission_bps INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (property_id, period)
+) STRICT;
+CREATE INDEX IF NOT EXISTS expected_rent_by_period ON expected_rent (period, landlord_id);

@@ -1,8 +1,11 @@
 //! The command line: every command and flag.
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 use crate::config::ConfigArgs;
+use crate::recon::render::Format;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +28,36 @@ pub enum Command {
     Migrate,
     /// Send a correctly signed sample event to a webhook endpoint.
     Trigger(Box<TriggerArgs>),
+    /// Manage the rent roll (expected rent per property and period).
+    #[command(subcommand)]
+    RentRoll(RentRollCommand),
+    /// Reconcile one period: expected rent against collections and payouts.
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RentRollCommand {
+    /// Validate a CSV file whole, then upsert it by (property_id, period).
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReconcileArgs {
+    /// The period, YYYY-MM.
+    #[arg(long)]
+    pub period: String,
+    /// Only this landlord's lines and payouts.
+    #[arg(long)]
+    pub landlord: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// The date that decides what is overdue, YYYY-MM-DD [default: today].
+    #[arg(long)]
+    pub as_of: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -2,9 +2,11 @@
 
 use anyhow::{Context, bail};
 
-use crate::cli::TriggerArgs;
+use crate::cli::{ReconcileArgs, TriggerArgs};
 use crate::config::Settings;
 use crate::domain::{Currency, Money, Period, Secret};
+use crate::recon::{self, render};
+use crate::rent_roll;
 use crate::startup::{self, Application};
 use crate::store;
 use crate::trigger::{self, Sample};
@@ -94,4 +96,53 @@ fn stored_secret(settings: &Settings) -> anyhow::Result<Secret> {
         .ok()
         .flatten()
         .ok_or_else(missing)
+}
+
+/// Exits non-zero with every error listed when the file is rejected.
+pub fn import_rent_roll(settings: &Settings, file: &std::path::Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let rejected = |errors: rent_roll::RentRollErrors| {
+        for error in &errors.0 {
+            eprintln!("{}: {error}", file.display());
+        }
+        anyhow::anyhow!("{errors}")
+    };
+    let roll = rent_roll::parse(&bytes).map_err(rejected)?;
+    let mut conn = startup::open_database(settings)?;
+    let tx = conn.transaction()?;
+    let summary = store::import_rent_roll(&tx, &roll)?.map_err(rejected)?;
+    tx.commit()?;
+    println!(
+        "imported {} expected line(s) for {} propert(y/ies) of {} landlord(s) from {}",
+        summary.lines,
+        summary.properties,
+        summary.landlords,
+        file.display()
+    );
+    Ok(())
+}
+
+pub fn reconcile(settings: &Settings, args: &ReconcileArgs) -> anyhow::Result<()> {
+    let period: Period = args.period.parse()?;
+    let as_of = match &args.as_of {
+        Some(text) => text
+            .parse::<jiff::civil::Date>()
+            .with_context(|| format!("--as-of `{text}` is not a date YYYY-MM-DD"))?,
+        None => jiff::Zoned::now()
+            .with_time_zone(settings.timezone.clone())
+            .date(),
+    };
+    let conn = startup::open_database(settings)?;
+    let reconciliation = recon::reconcile_stored(
+        &conn,
+        period,
+        as_of,
+        &settings.timezone,
+        args.landlord.as_deref(),
+    )?;
+    print!("{}", render::render(&reconciliation, args.format));
+    if args.format == render::Format::Json {
+        println!();
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::rent_roll::RentRollErrors;
 use crate::store::StoreError;
 use crate::webhook::event::InvalidEvent;
 use crate::webhook::signature::SignatureError;
@@ -20,6 +21,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("{0}")]
+    InvalidRentRoll(RentRollErrors),
     #[error("missing or wrong admin token")]
     Unauthorized,
     #[error("no such endpoint")]
@@ -36,6 +39,7 @@ impl ApiError {
             ApiError::InvalidEvent(_) => "invalid_event",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::InvalidRentRoll(_) => "invalid_rent_roll",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound => "not_found",
             ApiError::Unavailable(_) => "storage_unavailable",
@@ -49,6 +53,7 @@ impl ResponseError for ApiError {
             ApiError::InvalidSignature(_)
             | ApiError::InvalidEvent(_)
             | ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidRentRoll(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
@@ -73,6 +78,10 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        response.json(json!({"error": {"type": self.kind(), "message": self.to_string()}}))
+        let mut error = json!({"type": self.kind(), "message": self.to_string()});
+        if let ApiError::InvalidRentRoll(RentRollErrors(errors)) = self {
+            error["errors"] = json!(errors);
+        }
+        response.json(json!({ "error": error }))
     }
 }

@@ -8,6 +8,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ingest;
+pub mod recon;
+pub mod rent_roll;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -1,17 +1,33 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 
-use casapay_recon::cli::{Cli, Command};
+use casapay_recon::cli::{Cli, Command, RentRollCommand};
 use casapay_recon::config::Settings;
 use casapay_recon::{commands, telemetry};
 
 #[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config)?;
     telemetry::init(settings.log_format);
     match cli.command {
         Command::Serve => commands::serve(settings).await,
         Command::Migrate => commands::migrate(&settings),
         Command::Trigger(args) => commands::trigger(&settings, *args).await,
+        Command::RentRoll(RentRollCommand::Import { file }) => {
+            commands::import_rent_roll(&settings, &file)
+        }
+        Command::Reconcile(args) => commands::reconcile(&settings, &args),
     }
 }

@@ -12,6 +12,9 @@ use crate::error::ApiError;
 use crate::store::{self, Credentials, GeneratedCredential, ReadPool, StoreError, Writer};
 use crate::webhook::routes::receive_webhook;
 
+/// Largest rent roll accepted over HTTP: ample for 100,000 properties × 12 months.
+const RENT_ROLL_LIMIT: usize = 64 * 1024 * 1024;
+
 /// Where "now" comes from. Tests fix it to replay recorded signatures.
 #[derive(Debug, Clone, Copy)]
 pub enum Clock {
@@ -34,6 +37,7 @@ pub struct AppState {
     pub credentials: Credentials,
     pub signature_tolerance: u64,
     pub max_body: usize,
+    pub timezone: jiff::tz::TimeZone,
     pub writer: Writer,
     pub reads: ReadPool,
 }
@@ -102,6 +106,7 @@ impl Application {
             credentials,
             signature_tolerance: settings.signature_tolerance,
             max_body: settings.max_body,
+            timezone: settings.timezone.clone(),
             writer,
             reads,
         });
@@ -115,7 +120,13 @@ impl Application {
                     .route("/webhooks/casapay", web::post().to(receive_webhook))
                     .route("/healthz", web::get().to(api::healthz))
                     .route("/readyz", web::get().to(api::readyz))
+                    .app_data(web::PayloadConfig::new(RENT_ROLL_LIMIT))
                     .route("/api/events", web::get().to(api::list_events))
+                    .route("/api/rent-roll", web::post().to(api::import_rent_roll))
+                    .route(
+                        "/api/reconciliation",
+                        web::get().to(api::get_reconciliation),
+                    )
                     .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }))
             })
             .listen(listener)?

@@ -25,6 +25,17 @@ impl PaymentRequestStatus {
         })
     }
 
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => Self::Pending,
+            "processing" => Self::Processing,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -52,6 +63,17 @@ impl PayoutStatus {
             Self::Pending => 0,
             Self::InTransit => 2,
             Self::Paid | Self::Failed | Self::Canceled => 3,
+        })
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "pending" => Self::Pending,
+            "in_transit" => Self::InTransit,
+            "paid" => Self::Paid,
+            "failed" => Self::Failed,
+            "canceled" => Self::Canceled,
+            _ => return None,
         })
     }
 

@@ -6,6 +6,8 @@
 mod credentials;
 mod events;
 mod objects;
+mod reconciliation;
+mod rent_roll;
 mod writer;
 
 use std::path::Path;
@@ -19,6 +21,8 @@ pub use events::{EventCursor, EventPage, event_cursor, insert_event, list_events
 pub use objects::{
     StoredVersion, payment_request_version, payout_version, save_payment_request, save_payout,
 };
+pub use reconciliation::load_period;
+pub use rent_roll::{ImportSummary, import_rent_roll};
 pub use writer::Writer;
 
 const SCHEMA: &str = include_str!("../../schema.sql");
@@ -40,6 +44,8 @@ pub enum StoreError {
     Pool(#[from] r2d2::Error),
     #[error("the batch this write was in could not be committed: {0}")]
     BatchFailed(String),
+    #[error("database content is not valid: {0}")]
+    Corrupt(String),
     #[error("the write queue is full")]
     QueueFull,
     #[error("the service is shutting down")]

@@ -120,7 +120,13 @@ mod tests {
         let secret = Secret::new(SECRET);
         let header = sign(&secret, 1000, b"{}");
         assert_eq!(
-            verify(Some(&header), b"{}", std::slice::from_ref(&secret), 1000, 300),
+            verify(
+                Some(&header),
+                b"{}",
+                std::slice::from_ref(&secret),
+                1000,
+                300
+            ),
             Ok(())
         );
         assert_eq!(

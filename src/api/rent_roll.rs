@@ -1,0 +1,32 @@
+//! `POST /api/rent-roll` (text/csv): validate the whole file, then upsert it in one transaction.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::Admin;
+use crate::error::ApiError;
+use crate::rent_roll;
+use crate::startup::AppState;
+use crate::store;
+
+pub async fn import_rent_roll(
+    _admin: Admin,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let roll = web::block(move || rent_roll::parse(&body))
+        .await
+        .map_err(|_| ApiError::Unavailable(store::StoreError::ShuttingDown))?
+        .map_err(ApiError::InvalidRentRoll)?;
+    let summary = state
+        .writer
+        .write(move |conn| store::import_rent_roll(conn, &roll))
+        .await?
+        .map_err(ApiError::InvalidRentRoll)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "object": "rent_roll_import",
+        "lines": summary.lines,
+        "properties": summary.properties,
+        "landlords": summary.landlords,
+    })))
+}
