@@ -276,7 +276,9 @@ pub fn parse(input: &[u8]) -> Result<RentRoll, RentRollErrors> {
     } else {
         std::borrow::Cow::Borrowed(input)
     };
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(&*input);
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(&*input);
     let header = match reader.headers() {
         Ok(header) if header.iter().any(|h| !h.trim().is_empty()) => header.clone(),
         Ok(_) => {

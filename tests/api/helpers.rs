@@ -17,6 +17,7 @@ pub struct TestApp {
     pub database: PathBuf,
     pub client: reqwest::Client,
     pub secret: Secret,
+    pub clock: Clock,
     _dir: tempfile::TempDir,
 }
 
@@ -47,18 +48,15 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings), clock: Clock)
             .webhook_secrets
             .and_then(|s| s.into_iter().next())
             .unwrap_or_else(|| Secret::new(SECRET)),
+        clock,
         _dir: dir,
     }
 }
 
 impl TestApp {
-    /// Posts `body` signed now with the app's secret.
+    /// Posts `body` signed at the app's "now" with its secret.
     pub async fn post_event(&self, body: &str) -> reqwest::Response {
-        let header = signature::sign(
-            &self.secret,
-            jiff::Timestamp::now().as_second(),
-            body.as_bytes(),
-        );
+        let header = signature::sign(&self.secret, self.clock.now().as_second(), body.as_bytes());
         self.post_raw(body.as_bytes().to_vec(), Some(header)).await
     }
 
@@ -81,6 +79,24 @@ impl TestApp {
             .send()
             .await
             .expect("the request is sent")
+    }
+
+    pub async fn import_rent_roll(&self, csv: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/rent-roll", self.address))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "text/csv")
+            .body(csv.to_string())
+            .send()
+            .await
+            .expect("the request is sent")
+    }
+
+    /// Sends each event and expects 200.
+    pub async fn send_all(&self, events: &[String]) {
+        for body in events {
+            expect_json(self.post_event(body).await, 200).await;
+        }
     }
 
     /// A separate read connection to the service's database file.
@@ -132,4 +148,25 @@ pub fn payout_event(event_id: &str, kind: &str, po: &str, status: &str, created:
         }}
     })
     .to_string()
+}
+
+/// A `payment_request.*` event carrying `object` (which needs at least `id`).
+pub fn event_with(event_id: &str, kind: &str, created: i64, object: Value) -> String {
+    json!({"id": event_id, "object": "event", "type": kind, "created": created, "data": {"object": object}}).to_string()
+}
+
+/// A PaymentRequest for `property` in 2025-03.
+pub fn request(preq: &str, property: &str, amount: i64, currency: &str, status: &str) -> Value {
+    json!({
+        "id": preq, "object": "payment_request", "amount": amount, "currency": currency,
+        "status": status, "metadata": {"property_id": property, "period": "2025-03"}, "created": 1_740_000_000
+    })
+}
+
+/// A Payout for `landlord` in 2025-03.
+pub fn payout(po: &str, landlord: &str, amount: i64, status: &str) -> Value {
+    json!({
+        "id": po, "object": "payout", "amount": amount, "currency": "eur", "status": status,
+        "metadata": {"landlord_id": landlord, "period": "2025-03"}, "created": 1_740_000_000
+    })
 }

@@ -4,5 +4,7 @@
 mod crash;
 mod events_api;
 mod helpers;
+mod reconciliation;
+mod rent_roll;
 mod signature_vectors;
 mod webhook;
