@@ -33,6 +33,34 @@ pub enum Command {
     RentRoll(RentRollCommand),
     /// Reconcile one period: expected rent against collections and payouts.
     Reconcile(ReconcileArgs),
+    /// Measure the service: rerunnable load and timing benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Send unique signed events; report events/s, p50/p99/max latency and non-200 answers.
+    Ingest(BenchIngestArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchIngestArgs {
+    /// A running endpoint [default: start the service in-process on a temporary database].
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Signing secret for --url [default: the configured one].
+    #[arg(long, hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Concurrent connections, one request in flight each.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// How long to send.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Total events per second [default: as fast as the service answers].
+    #[arg(long)]
+    pub rate: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

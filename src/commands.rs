@@ -2,7 +2,8 @@
 
 use anyhow::{Context, bail};
 
-use crate::cli::{ReconcileArgs, TriggerArgs};
+use crate::bench;
+use crate::cli::{BenchIngestArgs, ReconcileArgs, TriggerArgs};
 use crate::config::Settings;
 use crate::domain::{Currency, Money, Period, Secret};
 use crate::recon::{self, render};
@@ -68,9 +69,15 @@ pub async fn trigger(settings: &Settings, args: TriggerArgs) -> anyhow::Result<(
         payment_agreement: args.payment_agreement,
     };
     let body = sample.to_json(now.as_second());
-    let (status, answer) = trigger::send(&url, &secret, body, now.as_second())
-        .await
-        .with_context(|| format!("sending to {url}"))?;
+    let (status, answer) = trigger::send(
+        &reqwest::Client::new(),
+        &url,
+        &secret,
+        body,
+        now.as_second(),
+    )
+    .await
+    .with_context(|| format!("sending to {url}"))?;
     println!("{status} {answer}");
     if !(200..300).contains(&status) {
         bail!("the endpoint answered {status}");
@@ -143,6 +150,70 @@ pub fn reconcile(settings: &Settings, args: &ReconcileArgs) -> anyhow::Result<()
     print!("{}", render::render(&reconciliation, args.format));
     if args.format == render::Format::Json {
         println!();
+    }
+    Ok(())
+}
+
+pub async fn bench_ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow::Result<()> {
+    let temporary = tempfile::tempdir()?;
+    let (url, secret, server) = match args.url {
+        Some(url) => {
+            let secret = match (args.secret, &settings.webhook_secrets) {
+                (Some(secret), _) => Secret::new(secret),
+                (None, Some(configured)) => configured[0].clone(),
+                (None, None) => stored_secret(settings)?,
+            };
+            (url, secret, None)
+        }
+        None => {
+            let secret = Secret::generate("whsec_bench_");
+            let local = Settings {
+                database: temporary.path().join("bench.db"),
+                bind: "127.0.0.1:0".into(),
+                webhook_secrets: Some(vec![secret.clone()]),
+                mail_dir: temporary.path().join("mail"),
+                ..settings.clone()
+            };
+            let app = Application::build(&local)?;
+            let url = format!("http://127.0.0.1:{}/webhooks/casapay", app.port());
+            (
+                url,
+                secret,
+                Some(actix_web::rt::spawn(app.run_until_stopped())),
+            )
+        }
+    };
+    println!(
+        "bench ingest: {url}, {} connections, {} s, rate {}, write batch {}",
+        args.connections,
+        args.seconds,
+        args.rate
+            .map_or("unlimited".to_string(), |r| format!("{r}/s")),
+        if server.is_some() {
+            settings.write_batch.to_string()
+        } else {
+            "as configured there".into()
+        }
+    );
+    let load = bench::IngestLoad {
+        url,
+        secret,
+        connections: args.connections.max(1),
+        duration: std::time::Duration::from_secs(args.seconds),
+        rate: args.rate,
+    };
+    // The load runs on its own multi-threaded runtime, beside the service's workers.
+    let report = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map(|runtime| runtime.block_on(bench::run_ingest(load)))
+    })
+    .await??;
+    println!("{report}");
+    if let Some(server) = server {
+        server.abort();
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! and reconciles rent against the rent roll.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -97,13 +97,14 @@ impl Sample {
 
 /// Signs `body` with `secret` at `now` and posts it. Returns status and body.
 pub async fn send(
+    client: &reqwest::Client,
     url: &str,
     secret: &Secret,
     body: String,
     now: i64,
 ) -> Result<(u16, String), reqwest::Error> {
     let header = signature::sign(secret, now, body.as_bytes());
-    let response = reqwest::Client::new()
+    let response = client
         .post(url)
         .header("content-type", "application/json")
         .header(signature::HEADER, header)

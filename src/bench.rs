@@ -1,0 +1,147 @@
+//! `casapay-recon bench ingest`: a load of unique, correctly signed events,
+//! reporting throughput, latency percentiles and every non-200 answer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::domain::{Currency, Money, Period, Secret};
+use crate::trigger::{Sample, send};
+
+#[derive(Debug, Clone)]
+pub struct IngestLoad {
+    pub url: String,
+    pub secret: Secret,
+    pub connections: usize,
+    pub duration: Duration,
+    /// Events per second in total; `None` sends as fast as answers come back.
+    pub rate: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestReport {
+    pub sent: usize,
+    pub ok: usize,
+    pub non_200: usize,
+    pub errors: usize,
+    pub elapsed: Duration,
+    /// Sorted latencies of every request.
+    latencies: Vec<Duration>,
+}
+
+impl IngestReport {
+    pub fn percentile(&self, p: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = ((p / 100.0) * (self.latencies.len() - 1) as f64).round() as usize;
+        self.latencies[rank.min(self.latencies.len() - 1)]
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+impl std::fmt::Display for IngestReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        writeln!(f, "sent        {}", self.sent)?;
+        writeln!(f, "200         {}", self.ok)?;
+        writeln!(f, "non-200     {}", self.non_200)?;
+        writeln!(f, "errors      {}", self.errors)?;
+        writeln!(f, "elapsed     {:.2} s", self.elapsed.as_secs_f64())?;
+        writeln!(f, "events/s    {:.0}", self.per_second())?;
+        writeln!(f, "p50         {:.2} ms", ms(self.percentile(50.0)))?;
+        writeln!(f, "p99         {:.2} ms", ms(self.percentile(99.0)))?;
+        write!(
+            f,
+            "max         {:.2} ms",
+            ms(self.latencies.last().copied().unwrap_or_default())
+        )
+    }
+}
+
+/// Runs the load; each connection sends one request at a time.
+pub async fn run_ingest(load: IngestLoad) -> IngestReport {
+    let load = Arc::new(load);
+    let started = Instant::now();
+    let deadline = started + load.duration;
+    let tasks: Vec<_> = (0..load.connections)
+        .map(|connection| {
+            let load = Arc::clone(&load);
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .build()
+                    .expect("an HTTP client");
+                let eur = Currency::parse("eur").expect("eur is a currency");
+                let mut interval = load.rate.map(|rate| {
+                    let every =
+                        Duration::from_secs_f64(load.connections as f64 / f64::from(rate.max(1)));
+                    let mut interval = tokio::time::interval(every);
+                    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    interval
+                });
+                let mut result = (Vec::new(), 0_usize, 0_usize, 0_usize);
+                let mut n = 0_u64;
+                while Instant::now() < deadline {
+                    if let Some(interval) = interval.as_mut() {
+                        interval.tick().await;
+                    }
+                    n += 1;
+                    let sample = Sample {
+                        event_type: "payment_request.succeeded".into(),
+                        property_id: format!("prop_{connection}_{n}"),
+                        landlord_id: "ll_bench".into(),
+                        period: Period::new(2025, 3).expect("a valid period"),
+                        amount: Money::new(120_000, eur).expect("a valid amount"),
+                        object_id: None,
+                        payment_agreement: None,
+                    };
+                    let now = jiff::Timestamp::now().as_second();
+                    let sent = Instant::now();
+                    let answer = send_with(&client, &load, sample.to_json(now), now).await;
+                    result.0.push(sent.elapsed());
+                    match answer {
+                        Some(200) => result.1 += 1,
+                        Some(_) => result.2 += 1,
+                        None => result.3 += 1,
+                    }
+                }
+                result
+            })
+        })
+        .collect();
+    let mut report = IngestReport {
+        sent: 0,
+        ok: 0,
+        non_200: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+    };
+    for task in tasks {
+        if let Ok((latencies, ok, non_200, errors)) = task.await {
+            report.sent += latencies.len();
+            report.latencies.extend(latencies);
+            report.ok += ok;
+            report.non_200 += non_200;
+            report.errors += errors;
+        }
+    }
+    report.elapsed = started.elapsed();
+    report.latencies.sort_unstable();
+    report
+}
+
+async fn send_with(
+    client: &reqwest::Client,
+    load: &IngestLoad,
+    body: String,
+    now: i64,
+) -> Option<u16> {
+    send(client, &load.url, &load.secret, body, now)
+        .await
+        .ok()
+        .map(|(status, _)| status)
+}
