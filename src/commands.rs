@@ -17,7 +17,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     for credential in &app.generated {
         // Shown once, on stderr, never through the logger.
         eprintln!(
-            "Generated {}: {}\n  (stored in {}; it will not be shown again)",
+            "Generated {}: {}\n  (kept in {}; it will not be shown again)",
             credential.name,
             credential.value.expose(),
             settings.database.display()
@@ -120,7 +120,7 @@ pub fn import_rent_roll(settings: &Settings, file: &std::path::Path) -> anyhow::
     let summary = store::import_rent_roll(&tx, &roll)?.map_err(rejected)?;
     tx.commit()?;
     println!(
-        "imported {} expected line(s) for {} propert(y/ies) of {} landlord(s) from {}",
+        "imported {} expected lines ({} properties, {} landlords) from {}",
         summary.lines,
         summary.properties,
         summary.landlords,
