@@ -94,3 +94,30 @@ CREATE TABLE IF NOT EXISTS expected_rent (
     PRIMARY KEY (property_id, period)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS expected_rent_by_period ON expected_rent (period, landlord_id);
+
+-- Mail waiting to be delivered, queued in the same transaction as its cause.
+-- One row per (cause, recipient): a redelivered event never mails twice.
+CREATE TABLE IF NOT EXISTS outbox (
+    id              INTEGER PRIMARY KEY,
+    cause           TEXT NOT NULL,            -- event id, or report:YYYY-MM-DD
+    kind            TEXT NOT NULL,            -- rent_received, collection_retrying, … daily_report
+    recipient       TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    text_body       TEXT NOT NULL,
+    html_body       TEXT NOT NULL,
+    status          TEXT NOT NULL DEFAULT 'queued',  -- queued | sending | sent | failed
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,         -- unix ms; for 'sending', when the claim lapses
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL,         -- unix ms
+    sent_at         INTEGER,
+    UNIQUE (cause, recipient)
+) STRICT;
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
+
+-- One row per daily report built by the scheduler: "once per date, even across restarts".
+CREATE TABLE IF NOT EXISTS daily_reports (
+    date       TEXT PRIMARY KEY,              -- YYYY-MM-DD in CASAPAY_TIMEZONE
+    created_at INTEGER NOT NULL,              -- unix ms
+    recipients INTEGER NOT NULL               -- mails queued (0: kept, not mailed)
+) STRICT;

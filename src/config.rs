@@ -80,6 +80,22 @@ pub struct ConfigArgs {
     /// From address [default: casapay-recon <noreply@localhost>]
     #[arg(long, global = true, env = "CASAPAY_MAIL_FROM", value_name = "ADDRESS")]
     pub mail_from: Option<String>,
+    /// Delivery attempts per mail before it is marked failed [default: 10]
+    #[arg(
+        long,
+        global = true,
+        env = "CASAPAY_MAIL_MAX_ATTEMPTS",
+        value_name = "N"
+    )]
+    pub mail_max_attempts: Option<u32>,
+    /// First retry delay of an undelivered mail in ms, doubling per attempt up to an hour [default: 10000]
+    #[arg(
+        long,
+        global = true,
+        env = "CASAPAY_MAIL_RETRY_BASE_MS",
+        value_name = "MS"
+    )]
+    pub mail_retry_base_ms: Option<u64>,
     /// Comma-separated recipients of the daily report [default: none]
     #[arg(
         long,
@@ -129,6 +145,8 @@ struct FileConfig {
     smtp_url: Option<String>,
     mail_dir: Option<PathBuf>,
     mail_from: Option<String>,
+    mail_max_attempts: Option<u32>,
+    mail_retry_base_ms: Option<u64>,
     report_to: Option<OneOrMany>,
     report_at: Option<String>,
     timezone: Option<String>,
@@ -188,6 +206,8 @@ pub struct Settings {
     pub smtp_url: Option<Secret>,
     pub mail_dir: PathBuf,
     pub mail_from: String,
+    pub mail_max_attempts: u32,
+    pub mail_retry_base: Duration,
     pub report_to: Vec<String>,
     pub report_at: Time,
     pub timezone: TimeZone,
@@ -209,6 +229,8 @@ impl Default for Settings {
             smtp_url: None,
             mail_dir: PathBuf::from("mail"),
             mail_from: "casapay-recon <noreply@localhost>".into(),
+            mail_max_attempts: 10,
+            mail_retry_base: Duration::from_secs(10),
             report_to: Vec::new(),
             report_at: Time::constant(6, 0, 0, 0),
             timezone: TimeZone::UTC,
@@ -274,6 +296,14 @@ impl Settings {
                 .mail_from
                 .or(file.mail_from)
                 .unwrap_or(defaults.mail_from),
+            mail_max_attempts: args
+                .mail_max_attempts
+                .or(file.mail_max_attempts)
+                .unwrap_or(defaults.mail_max_attempts),
+            mail_retry_base: args
+                .mail_retry_base_ms
+                .or(file.mail_retry_base_ms)
+                .map_or(defaults.mail_retry_base, Duration::from_millis),
             report_to: address_list(
                 args.report_to
                     .or(file.report_to.map(OneOrMany::into_list))
@@ -319,6 +349,25 @@ impl Settings {
             return Err(invalid(
                 "bind",
                 format!("`{}` is not an address like 127.0.0.1:8080", self.bind),
+            ));
+        }
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "mail_from",
+                format!(
+                    "`{}` is not a mailbox like `casapay-recon <noreply@example.com>`",
+                    self.mail_from
+                ),
+            ));
+        }
+        if let Some(bad) = self
+            .report_to
+            .iter()
+            .find(|a| a.parse::<lettre::Address>().is_err())
+        {
+            return Err(invalid(
+                "report_to",
+                format!("`{bad}` is not an e-mail address"),
             ));
         }
         if self.max_body == 0 {

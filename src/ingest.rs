@@ -1,19 +1,21 @@
 //! Applying a verified event: store it once, and let it change the stored
 //! PaymentRequest or Payout only if it is newer than what is stored.
 //!
-//! Runs inside one writer transaction (see `store::Writer`), so the event and
-//! its effect commit together or not at all.
+//! Runs inside one writer transaction (see `store::Writer`), so the event, its
+//! effect and the mails it causes commit together or not at all.
 
 use rusqlite::Connection;
 
 use crate::domain::StatusRank;
+use crate::notify::{self, MailKind, MailPolicy};
 use crate::store::{self, StoreError, StoredVersion};
 use crate::webhook::event::{Effect, Event};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// First delivery. `applied` is false for a late, older event or a type with no effect.
-    Stored { applied: bool },
+    /// First delivery. `applied` is false for a late, older event or a type
+    /// with no effect; `mails` is how many mails it queued.
+    Stored { applied: bool, mails: usize },
     /// This event id was already stored; nothing was repeated.
     Duplicate,
 }
@@ -28,6 +30,7 @@ pub fn apply_event(
     conn: &Connection,
     event: &Event,
     received_at_ms: i64,
+    policy: &MailPolicy,
 ) -> Result<Outcome, StoreError> {
     let applied = match &event.effect {
         None => false,
@@ -42,16 +45,33 @@ pub fn apply_event(
     if !store::insert_event(conn, event, applied, received_at_ms)? {
         return Ok(Outcome::Duplicate);
     }
-    if applied {
-        match &event.effect {
-            Some(Effect::PaymentRequest(_, pr)) => {
-                store::save_payment_request(conn, pr, &event.id, event.created)?
-            }
-            Some(Effect::Payout(_, po)) => store::save_payout(conn, po, &event.id, event.created)?,
-            None => {}
+    let (true, Some(effect)) = (applied, &event.effect) else {
+        return Ok(Outcome::Stored { applied, mails: 0 });
+    };
+    match effect {
+        Effect::PaymentRequest(_, pr) => {
+            store::save_payment_request(conn, pr, &event.id, event.created)?
+        }
+        Effect::Payout(_, po) => store::save_payout(conn, po, &event.id, event.created)?,
+    }
+    let mut mails = 0;
+    if MailKind::of(effect).is_some() {
+        let contact = match effect {
+            Effect::PaymentRequest(_, pr) => store::landlord_of_property(
+                conn,
+                pr.property_id.as_deref(),
+                pr.payment_agreement.as_deref(),
+            )?,
+            Effect::Payout(_, po) => match &po.landlord_id {
+                Some(id) => store::landlord_by_id(conn, id)?,
+                None => None,
+            },
+        };
+        for draft in notify::drafts_for_event(effect, contact.as_ref(), policy) {
+            mails += usize::from(store::queue_mail(conn, &event.id, &draft, received_at_ms)?);
         }
     }
-    Ok(Outcome::Stored { applied })
+    Ok(Outcome::Stored { applied, mails })
 }
 
 #[cfg(test)]

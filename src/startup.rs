@@ -1,6 +1,7 @@
 //! Builds the service: database, writer, HTTP routes; runs it until stopped.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use actix_web::dev::Server;
@@ -9,6 +10,8 @@ use actix_web::{App, HttpServer, web};
 use crate::api;
 use crate::config::Settings;
 use crate::error::ApiError;
+use crate::notify::MailPolicy;
+use crate::notify::delivery::{MailError, Mailer, Transport};
 use crate::store::{self, Credentials, GeneratedCredential, ReadPool, StoreError, Writer};
 use crate::webhook::routes::receive_webhook;
 
@@ -38,6 +41,9 @@ pub struct AppState {
     pub signature_tolerance: u64,
     pub max_body: usize,
     pub timezone: jiff::tz::TimeZone,
+    pub mail_policy: Arc<MailPolicy>,
+    /// Wakes the mail worker when an event queued mail.
+    pub mail_wake: Arc<tokio::sync::Notify>,
     pub writer: Writer,
     pub reads: ReadPool,
 }
@@ -51,6 +57,8 @@ pub enum StartupError {
         bind: String,
         source: std::io::Error,
     },
+    #[error("mail: {0}")]
+    Mail(#[from] MailError),
     #[error("server: {0}")]
     Server(#[from] std::io::Error),
 }
@@ -58,6 +66,8 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    mailer: Mailer,
+    mail_wake: Arc<tokio::sync::Notify>,
     writer_thread: JoinHandle<()>,
     /// Credentials generated on this start: the binary shows them once.
     pub generated: Vec<GeneratedCredential>,
@@ -101,12 +111,20 @@ impl Application {
         let port = listener.local_addr()?.port();
         let (writer, writer_thread) =
             Writer::start(conn, settings.write_queue, settings.write_batch);
+        let transport = Transport::new(settings.smtp_url.as_ref(), &settings.mail_dir)?;
+        let mailer = Mailer::new(transport, settings, writer.clone())?;
+        let mail_wake = Arc::new(tokio::sync::Notify::new());
         let state = web::Data::new(AppState {
             clock,
             credentials,
             signature_tolerance: settings.signature_tolerance,
             max_body: settings.max_body,
             timezone: settings.timezone.clone(),
+            mail_policy: Arc::new(MailPolicy {
+                report_to: settings.report_to.clone(),
+                timezone: settings.timezone.clone(),
+            }),
+            mail_wake: Arc::clone(&mail_wake),
             writer,
             reads,
         });
@@ -137,6 +155,8 @@ impl Application {
         Ok(Self {
             port,
             server,
+            mailer,
+            mail_wake,
             writer_thread,
             generated,
         })
@@ -147,7 +167,8 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT, then stops taking connections, lets
-    /// requests in flight finish, and waits for the writer to commit what it holds.
+    /// requests in flight and the mail in hand finish, and waits for the
+    /// writer to commit what it holds.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         let handle = self.server.handle();
         tokio::spawn(async move {
@@ -155,7 +176,11 @@ impl Application {
             tracing::info!("shutting down: finishing requests in flight");
             handle.stop(true).await;
         });
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mailer = tokio::spawn(self.mailer.run(self.mail_wake, stopped));
         self.server.await?;
+        let _ = stop.send(true);
+        mailer.await.map_err(std::io::Error::other)?;
         let writer_thread = self.writer_thread;
         tokio::task::spawn_blocking(move || writer_thread.join())
             .await

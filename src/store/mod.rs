@@ -6,6 +6,7 @@
 mod credentials;
 mod events;
 mod objects;
+mod outbox;
 mod reconciliation;
 mod rent_roll;
 mod writer;
@@ -20,6 +21,10 @@ pub use credentials::{Credentials, GeneratedCredential, stored_webhook_secret};
 pub use events::{EventCursor, EventPage, event_cursor, insert_event, list_events};
 pub use objects::{
     StoredVersion, payment_request_version, payout_version, save_payment_request, save_payout,
+};
+pub use outbox::{
+    ClaimedMail, OutboxRow, claim_due_mail, landlord_by_id, landlord_of_property, list_outbox,
+    mark_mail_failed, mark_mail_sent, queue_mail, requeue_failed_mail,
 };
 pub use reconciliation::load_period;
 pub use rent_roll::{ImportSummary, import_rent_roll};

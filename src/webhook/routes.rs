@@ -1,5 +1,6 @@
 //! `POST /webhooks/casapay`: read at most `max_body` bytes, verify, parse, store.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::http::header::CONTENT_LENGTH;
@@ -64,10 +65,14 @@ async fn receive(
     let id = event.id.clone();
     let kind = event.kind.clone();
     let received_at = now.as_millisecond();
+    let policy = Arc::clone(&state.mail_policy);
     let outcome = state
         .writer
-        .write(move |conn| ingest::apply_event(conn, &event, received_at))
+        .write(move |conn| ingest::apply_event(conn, &event, received_at, &policy))
         .await?;
+    if matches!(outcome, Outcome::Stored { mails: 1.., .. }) {
+        state.mail_wake.notify_one();
+    }
     let receipt = Receipt {
         received: true,
         id,

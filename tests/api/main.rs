@@ -4,7 +4,9 @@
 mod crash;
 mod events_api;
 mod helpers;
+mod mail;
 mod reconciliation;
 mod rent_roll;
 mod signature_vectors;
+mod smtp;
 mod webhook;

@@ -1,0 +1,183 @@
+//! The mail outbox: queued with its cause, claimed by a worker, marked once sent.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreError;
+use crate::notify::{LandlordContact, MailDraft};
+
+/// Queues one mail. A second mail for the same (cause, recipient) is ignored.
+pub fn queue_mail(
+    conn: &Connection,
+    cause: &str,
+    draft: &MailDraft,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO outbox (cause, kind, recipient, subject, text_body, html_body, next_attempt_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+             ON CONFLICT (cause, recipient) DO NOTHING",
+        )?
+        .execute(params![cause, draft.kind.as_str(), draft.recipient, draft.subject, draft.text, draft.html, now_ms])?;
+    Ok(inserted == 1)
+}
+
+/// A mail claimed for sending.
+#[derive(Debug, Clone)]
+pub struct ClaimedMail {
+    pub id: i64,
+    pub recipient: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub attempts: u32,
+}
+
+/// Claims up to `limit` due mails until `lease_until_ms`. A claim that lapses
+/// (its worker died) makes the mail due again.
+pub fn claim_due_mail(
+    conn: &Connection,
+    now_ms: i64,
+    lease_until_ms: i64,
+    limit: usize,
+) -> Result<Vec<ClaimedMail>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "UPDATE outbox SET status = 'sending', next_attempt_at = ?2
+         WHERE id IN (SELECT id FROM outbox
+                      WHERE status IN ('queued', 'sending') AND next_attempt_at <= ?1
+                      ORDER BY next_attempt_at, id LIMIT ?3)
+         RETURNING id, recipient, subject, text_body, html_body, attempts",
+    )?;
+    let rows = statement.query_map(params![now_ms, lease_until_ms, limit as i64], |row| {
+        Ok(ClaimedMail {
+            id: row.get(0)?,
+            recipient: row.get(1)?,
+            subject: row.get(2)?,
+            text: row.get(3)?,
+            html: row.get(4)?,
+            attempts: row.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub fn mark_mail_sent(conn: &Connection, id: i64, now_ms: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+    )?
+    .execute(params![id, now_ms])?;
+    Ok(())
+}
+
+/// Records a failed attempt: due again at `retry_at_ms`, or `failed` for good.
+pub fn mark_mail_failed(
+    conn: &Connection,
+    id: i64,
+    error: &str,
+    retry_at_ms: Option<i64>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2,
+             status = CASE WHEN ?3 IS NULL THEN 'failed' ELSE 'queued' END,
+             next_attempt_at = coalesce(?3, next_attempt_at)
+         WHERE id = ?1",
+    )?
+    .execute(params![id, error, retry_at_ms])?;
+    Ok(())
+}
+
+/// Puts failed mail back in the queue (all of it, or the given ids). Returns how many.
+pub fn requeue_failed_mail(
+    conn: &Connection,
+    ids: &[i64],
+    now_ms: i64,
+) -> Result<usize, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = ?1
+         WHERE status = 'failed' AND (?2 IS NULL OR id = ?2)",
+    )?;
+    if ids.is_empty() {
+        return Ok(statement.execute(params![now_ms, Option::<i64>::None])?);
+    }
+    let mut count = 0;
+    for id in ids {
+        count += statement.execute(params![now_ms, id])?;
+    }
+    Ok(count)
+}
+
+/// A row of `outbox list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub status: String,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub cause: String,
+}
+
+/// Mail in a status (or not yet sent, with `None`), oldest first.
+pub fn list_outbox(
+    conn: &Connection,
+    status: Option<&str>,
+    limit: usize,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT id, status, kind, recipient, subject, attempts, last_error, cause FROM outbox
+         WHERE (?1 IS NULL AND status != 'sent') OR status = ?1
+         ORDER BY id LIMIT ?2",
+    )?;
+    let rows = statement.query_map(params![status, limit as i64], |row| {
+        Ok(OutboxRow {
+            id: row.get(0)?,
+            status: row.get(1)?,
+            kind: row.get(2)?,
+            recipient: row.get(3)?,
+            subject: row.get(4)?,
+            attempts: row.get(5)?,
+            last_error: row.get(6)?,
+            cause: row.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+fn contact(row: &rusqlite::Row<'_>) -> rusqlite::Result<LandlordContact> {
+    Ok(LandlordContact {
+        landlord_id: row.get(0)?,
+        name: row.get(1)?,
+        email: row.get(2)?,
+        notify: row.get(3)?,
+        property_name: row.get(4)?,
+    })
+}
+
+/// The landlord of a PaymentRequest's property: by `metadata.property_id`,
+/// failing that by its payment agreement.
+pub fn landlord_of_property(
+    conn: &Connection,
+    property_id: Option<&str>,
+    payment_agreement: Option<&str>,
+) -> Result<Option<LandlordContact>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT l.id, l.name, l.email, l.notify, p.name FROM properties p JOIN landlords l ON l.id = p.landlord_id
+             WHERE p.id = ?1 OR (p.payment_agreement = ?2 AND NOT EXISTS (SELECT 1 FROM properties WHERE id = ?1))
+             LIMIT 1",
+        )?
+        .query_row(params![property_id, payment_agreement], contact)
+        .optional()?)
+}
+
+pub fn landlord_by_id(
+    conn: &Connection,
+    landlord_id: &str,
+) -> Result<Option<LandlordContact>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id, name, email, notify, NULL FROM landlords WHERE id = ?1")?
+        .query_row([landlord_id], contact)
+        .optional()?)
+}
