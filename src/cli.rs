@@ -33,9 +33,51 @@ pub enum Command {
     RentRoll(RentRollCommand),
     /// Reconcile one period: expected rent against collections and payouts.
     Reconcile(ReconcileArgs),
+    /// The daily reconciliation report.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// See and re-queue mail waiting in the outbox.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
     /// Measure the service: rerunnable load and timing benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Build the report for a date: events received, periods with exceptions, exceptions, totals.
+    Daily(DailyReportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DailyReportArgs {
+    /// The date, YYYY-MM-DD [default: yesterday in CASAPAY_TIMEZONE].
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Also mail it to CASAPAY_REPORT_TO now.
+    #[arg(long)]
+    pub send: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Mail not yet sent (or with --status: queued, sending, sent, failed).
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Put failed mail back in the queue: all of it, or the given ids.
+    Retry {
+        /// Outbox ids [default: every failed mail].
+        ids: Vec<i64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

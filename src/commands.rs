@@ -3,11 +3,13 @@
 use anyhow::{Context, bail};
 
 use crate::bench;
-use crate::cli::{BenchIngestArgs, ReconcileArgs, TriggerArgs};
+use crate::cli::{BenchIngestArgs, DailyReportArgs, OutboxCommand, ReconcileArgs, TriggerArgs};
 use crate::config::Settings;
 use crate::domain::{Currency, Money, Period, Secret};
+use crate::notify::delivery::{Mailer, Transport};
 use crate::recon::{self, render};
 use crate::rent_roll;
+use crate::report::{self, render::render_report, render::report_mail};
 use crate::startup::{self, Application};
 use crate::store;
 use crate::trigger::{self, Sample};
@@ -214,6 +216,88 @@ pub async fn bench_ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow:
     println!("{report}");
     if let Some(server) = server {
         server.abort();
+    }
+    Ok(())
+}
+
+pub async fn daily_report(settings: &Settings, args: &DailyReportArgs) -> anyhow::Result<()> {
+    let date = match &args.date {
+        Some(text) => text
+            .parse::<jiff::civil::Date>()
+            .with_context(|| format!("--date `{text}` is not a date YYYY-MM-DD"))?,
+        None => report::yesterday(jiff::Timestamp::now(), &settings.timezone),
+    };
+    let conn = startup::open_database(settings)?;
+    let built = report::build_daily_report(&conn, date, &settings.timezone)?;
+    print!("{}", render_report(&built, args.format));
+    if args.format == render::Format::Json {
+        println!();
+    }
+    if !args.send {
+        return Ok(());
+    }
+    if settings.report_to.is_empty() {
+        bail!("--send needs CASAPAY_REPORT_TO");
+    }
+    // Sent by hand: its own cause, so it never stands in for the scheduled one.
+    let now = jiff::Timestamp::now().as_millisecond();
+    let cause = format!("report:{date}:by-hand:{now}");
+    for recipient in &settings.report_to {
+        store::queue_mail(&conn, &cause, &report_mail(&built, recipient), now)?;
+    }
+    let (writer, writer_thread) = store::Writer::start(conn, 64, 64);
+    let transport = Transport::new(settings.smtp_url.as_ref(), &settings.mail_dir)?;
+    let mailer = Mailer::new(transport, settings, writer.clone())?;
+    while mailer.deliver_due().await? > 0 {}
+    let check = cause.clone();
+    let unsent = writer
+        .write(move |conn| {
+            Ok(store::list_outbox(conn, None, 10_000)?
+                .into_iter()
+                .filter(|row| row.cause == check)
+                .count())
+        })
+        .await?;
+    drop((mailer, writer));
+    let _ = writer_thread.join();
+    if unsent > 0 {
+        eprintln!(
+            "{unsent} report mail(s) not delivered yet; `serve` retries them (see `casapay-recon outbox list`)"
+        );
+    } else {
+        eprintln!("report sent to {}", settings.report_to.join(", "));
+    }
+    Ok(())
+}
+
+pub fn outbox(settings: &Settings, command: &OutboxCommand) -> anyhow::Result<()> {
+    let conn = startup::open_database(settings)?;
+    match command {
+        OutboxCommand::List { status, limit } => {
+            let rows = store::list_outbox(&conn, status.as_deref(), *limit)?;
+            if rows.is_empty() {
+                println!("no mail");
+            }
+            for row in rows {
+                println!(
+                    "{:>6}  {:<7}  {} attempt(s)  {:<19}  {}  {}{}",
+                    row.id,
+                    row.status,
+                    row.attempts,
+                    row.kind,
+                    row.recipient,
+                    row.subject,
+                    row.last_error
+                        .map(|e| format!("  [{e}]"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        OutboxCommand::Retry { ids } => {
+            let count =
+                store::requeue_failed_mail(&conn, ids, jiff::Timestamp::now().as_millisecond())?;
+            println!("{count} failed mail(s) queued again; `serve` delivers them");
+        }
     }
     Ok(())
 }

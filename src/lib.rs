@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod notify;
 pub mod recon;
 pub mod rent_roll;
+pub mod report;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use casapay_recon::cli::{BenchCommand, Cli, Command, RentRollCommand};
+use casapay_recon::cli::{BenchCommand, Cli, Command, RentRollCommand, ReportCommand};
 use casapay_recon::config::Settings;
 use casapay_recon::{commands, telemetry};
 
@@ -29,6 +29,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::import_rent_roll(&settings, &file)
         }
         Command::Reconcile(args) => commands::reconcile(&settings, &args),
+        Command::Report(ReportCommand::Daily(args)) => {
+            commands::daily_report(&settings, &args).await
+        }
+        Command::Outbox(command) => commands::outbox(&settings, &command),
         Command::Bench(BenchCommand::Ingest(args)) => commands::bench_ingest(&settings, args).await,
     }
 }

@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::notify::MailPolicy;
 use crate::notify::delivery::{MailError, Mailer, Transport};
+use crate::report::scheduler::Scheduler;
 use crate::store::{self, Credentials, GeneratedCredential, ReadPool, StoreError, Writer};
 use crate::webhook::routes::receive_webhook;
 
@@ -67,6 +68,7 @@ pub struct Application {
     port: u16,
     server: Server,
     mailer: Mailer,
+    scheduler: Scheduler,
     mail_wake: Arc<tokio::sync::Notify>,
     writer_thread: JoinHandle<()>,
     /// Credentials generated on this start: the binary shows them once.
@@ -114,6 +116,13 @@ impl Application {
         let transport = Transport::new(settings.smtp_url.as_ref(), &settings.mail_dir)?;
         let mailer = Mailer::new(transport, settings, writer.clone())?;
         let mail_wake = Arc::new(tokio::sync::Notify::new());
+        let scheduler = Scheduler {
+            clock,
+            reads: reads.clone(),
+            writer: writer.clone(),
+            settings: Arc::new(settings.clone()),
+            mail_wake: Arc::clone(&mail_wake),
+        };
         let state = web::Data::new(AppState {
             clock,
             credentials,
@@ -145,6 +154,7 @@ impl Application {
                         "/api/reconciliation",
                         web::get().to(api::get_reconciliation),
                     )
+                    .route("/api/reports/daily", web::get().to(api::get_daily_report))
                     .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }))
             })
             .listen(listener)?
@@ -156,6 +166,7 @@ impl Application {
             port,
             server,
             mailer,
+            scheduler,
             mail_wake,
             writer_thread,
             generated,
@@ -177,10 +188,12 @@ impl Application {
             handle.stop(true).await;
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let mailer = tokio::spawn(self.mailer.run(self.mail_wake, stopped));
+        let mailer = tokio::spawn(self.mailer.run(self.mail_wake, stopped.clone()));
+        let scheduler = tokio::spawn(self.scheduler.run(stopped));
         self.server.await?;
         let _ = stop.send(true);
         mailer.await.map_err(std::io::Error::other)?;
+        scheduler.await.map_err(std::io::Error::other)?;
         let writer_thread = self.writer_thread;
         tokio::task::spawn_blocking(move || writer_thread.join())
             .await

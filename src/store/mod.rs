@@ -9,6 +9,7 @@ mod objects;
 mod outbox;
 mod reconciliation;
 mod rent_roll;
+mod reports;
 mod writer;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ pub use outbox::{
 };
 pub use reconciliation::load_period;
 pub use rent_roll::{ImportSummary, import_rent_roll};
+pub use reports::{count_events_received, last_daily_report, periods_before, record_daily_report};
 pub use writer::Writer;
 
 const SCHEMA: &str = include_str!("../../schema.sql");

@@ -7,6 +7,7 @@ mod helpers;
 mod mail;
 mod reconciliation;
 mod rent_roll;
+mod report;
 mod signature_vectors;
 mod smtp;
 mod webhook;

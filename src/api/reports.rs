@@ -1,0 +1,46 @@
+//! `GET /api/reports/daily?date=YYYY-MM-DD&format=json|csv|html|text` (default: yesterday, JSON).
+
+use actix_web::{HttpResponse, web};
+use jiff::civil::Date;
+use serde::Deserialize;
+
+use super::Admin;
+use crate::error::ApiError;
+use crate::recon::render::Format;
+use crate::report::{self, render::render_report};
+use crate::startup::AppState;
+use crate::store::StoreError;
+
+#[derive(Debug, Deserialize)]
+pub struct ReportQuery {
+    date: Option<String>,
+    format: Option<Format>,
+}
+
+pub async fn get_daily_report(
+    _admin: Admin,
+    query: web::Query<ReportQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let date = match &query.date {
+        Some(text) => text.parse::<Date>().map_err(|_| {
+            ApiError::InvalidRequest(format!("date: `{text}` is not a date YYYY-MM-DD"))
+        })?,
+        None => report::yesterday(state.clock.now(), &state.timezone),
+    };
+    let format = query.format.unwrap_or(Format::Json);
+    let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
+    let body = web::block(move || -> Result<String, ApiError> {
+        let conn = pool.get().map_err(StoreError::from)?;
+        Ok(render_report(
+            &report::build_daily_report(&conn, date, &timezone)?,
+            format,
+        ))
+    })
+    .await
+    .map_err(|_| ApiError::Unavailable(StoreError::ShuttingDown))??;
+    Ok(HttpResponse::Ok()
+        .content_type(format.content_type())
+        .body(body))
+}

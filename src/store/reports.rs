@@ -1,0 +1,63 @@
+//! What the daily report reads beyond reconciliation, and its once-per-date record.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreError;
+use crate::notify::MailDraft;
+
+/// Events received in [from, until) (unix ms), counted by type.
+pub fn count_events_received(
+    conn: &Connection,
+    from_ms: i64,
+    until_ms: i64,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT type, count(*) FROM events WHERE received_at >= ?1 AND received_at < ?2 GROUP BY type ORDER BY type",
+    )?;
+    let rows = statement.query_map(params![from_ms, until_ms], |row| {
+        Ok((row.get(0)?, row.get(1)?))
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Every well-formed period before `period` that has expected rent, requests or payouts.
+pub fn periods_before(conn: &Connection, period: &str) -> Result<Vec<String>, StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT period FROM expected_rent WHERE period < ?1
+         UNION SELECT period FROM payment_requests WHERE period < ?1
+         UNION SELECT period FROM payouts WHERE period < ?1
+         ORDER BY 1",
+    )?;
+    let rows = statement.query_map([period], |row| row.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The newest date the scheduler built a report for.
+pub fn last_daily_report(conn: &Connection) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row("SELECT max(date) FROM daily_reports", [], |row| row.get(0))
+        .optional()?
+        .flatten())
+}
+
+/// Records the report for `date` and queues its mails, once: returns false
+/// (queuing nothing) if that date was already recorded.
+pub fn record_daily_report(
+    conn: &Connection,
+    date: &str,
+    drafts: &[MailDraft],
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let inserted = conn.execute(
+        "INSERT INTO daily_reports (date, created_at, recipients) VALUES (?1, ?2, ?3) ON CONFLICT (date) DO NOTHING",
+        params![date, now_ms, drafts.len() as i64],
+    )?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    let cause = format!("report:{date}");
+    for draft in drafts {
+        super::queue_mail(conn, &cause, draft, now_ms)?;
+    }
+    Ok(true)
+}

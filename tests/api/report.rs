@@ -1,0 +1,211 @@
+//! SPEC §6: the daily report's content, and the scheduler's once-per-date mail.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use casapay_recon::domain::Secret;
+use casapay_recon::startup::Clock;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, event_with, expect_json, payout, request, spawn_app_with};
+use crate::smtp::{ReceivedMail, SmtpServer};
+
+const ROLL: &str = "property_id,landlord_id,period,amount,currency,landlord_email,due_date
+prop_1,ll_1,2025-02..2025-03,120000,eur,ana@example.com,1
+prop_2,ll_2,2025-03,95000,eur,,1
+prop_3,ll_2,2025-03,50000,eur,,25
+";
+
+fn kinds(report: &Value) -> Vec<String> {
+    let mut kinds: Vec<String> = report["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+#[tokio::test]
+async fn the_report_for_a_known_day_of_events() {
+    let now = "2025-03-20T10:00:00Z".parse().unwrap();
+    // Ana's two mails (rent received, payout failed) cannot be delivered:
+    // nothing listens, one attempt only.
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_smtp = format!("smtp://127.0.0.1:{}", reserved.local_addr().unwrap().port());
+    drop(reserved);
+    let app = spawn_app_with(
+        move |s| {
+            s.smtp_url = Some(Secret::new(dead_smtp));
+            s.mail_max_attempts = 1;
+        },
+        Clock::Fixed(now),
+    )
+    .await;
+    expect_json(app.import_rent_roll(ROLL).await, 200).await;
+    let mut retrying = request("preq_2", "prop_2", 95000, "eur", "processing");
+    retrying["next_retry_at"] = json!(1_742_860_800);
+    retrying["failure_reason"] = json!("insufficient_funds");
+    app.send_all(&[
+        event_with(
+            "e1",
+            "payment_request.succeeded",
+            10,
+            request("preq_1", "prop_1", 120000, "eur", "succeeded"),
+        ),
+        event_with("e2", "payment_request.retrying", 10, retrying),
+        event_with(
+            "e3",
+            "payment_request.succeeded",
+            10,
+            request("preq_x", "prop_zzz", 5000, "eur", "succeeded"),
+        ),
+        event_with(
+            "e4",
+            "payout.failed",
+            10,
+            payout("po_1", "ll_1", 110000, "failed"),
+        ),
+        event_with("e5", "customer.updated", 10, json!({"id": "cus_1"})),
+    ])
+    .await;
+    for _ in 0..100 {
+        if app.count("SELECT count(*) FROM outbox WHERE status = 'failed'") == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let report = expect_json(
+        app.get_admin("/api/reports/daily?date=2025-03-20").await,
+        200,
+    )
+    .await;
+    assert_eq!(report["object"], "daily_report");
+    assert_eq!(report["date"], "2025-03-20");
+    assert_eq!(report["events"]["received"], 5);
+    assert_eq!(report["events"]["by_type"]["payment_request.succeeded"], 2);
+    assert_eq!(report["events"]["by_type"]["customer.updated"], 1);
+    let periods: Vec<&str> = report["periods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["period"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        periods,
+        ["2025-02", "2025-03"],
+        "February still has an overdue line"
+    );
+    assert_eq!(
+        kinds(&report),
+        [
+            "overdue",
+            "payout_failed",
+            "retrying",
+            "undeliverable_mail",
+            "undeliverable_mail",
+            "unmatched"
+        ],
+        "{:#}",
+        report["exceptions"]
+    );
+    let overdue = report["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "overdue")
+        .unwrap();
+    assert_eq!(overdue["property_id"], "prop_1");
+    assert_eq!(overdue["period"], "2025-02");
+    assert_eq!(overdue["amount"], 120000);
+    assert_eq!(report["totals"][0]["expected"], 120000 * 2 + 95000 + 50000);
+    assert_eq!(report["totals"][0]["collected"], 120000);
+
+    let yesterday = expect_json(app.get_admin("/api/reports/daily").await, 200).await;
+    assert_eq!(yesterday["date"], "2025-03-19");
+    assert_eq!(yesterday["events"]["received"], 0);
+
+    let html = app
+        .get_admin("/api/reports/daily?date=2025-03-20&format=html")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let exceptions_at = html.find("Exceptions (6)").expect("exceptions heading");
+    assert!(
+        exceptions_at < html.find("Period 2025-02").unwrap(),
+        "exceptions come first"
+    );
+    let csv = app
+        .get_admin("/api/reports/daily?date=2025-03-20&format=csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 7);
+    assert!(
+        csv.starts_with(
+            "kind,property_id,landlord_id,period,amount,amount_display,currency,detail"
+        )
+    );
+}
+
+async fn scheduled_app(database: PathBuf, smtp: &SmtpServer, now: &str) -> TestApp {
+    let url = smtp.url();
+    spawn_app_with(
+        move |s| {
+            s.database = database;
+            s.smtp_url = Some(Secret::new(url));
+            s.report_to = vec!["ops@example.com".into()];
+            s.report_at = jiff::civil::Time::constant(6, 0, 0, 0);
+        },
+        Clock::Fixed(now.parse().unwrap()),
+    )
+    .await
+}
+
+fn report_subjects(mails: &[ReceivedMail]) -> Vec<String> {
+    let mut subjects: Vec<String> = mails.iter().map(ReceivedMail::subject).collect();
+    subjects.sort();
+    subjects
+}
+
+#[tokio::test]
+async fn the_scheduler_mails_once_per_date_across_restarts_and_catches_up() {
+    let smtp = SmtpServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("shared.db");
+
+    let _first = scheduled_app(database.clone(), &smtp, "2025-03-17T07:00:00Z").await;
+    smtp.wait_for(1).await;
+    assert_eq!(
+        report_subjects(&smtp.received()),
+        ["Daily reconciliation report 2025-03-16: 0 exceptions"]
+    );
+
+    // Down for three days: the next start sends every date missed.
+    let _second = scheduled_app(database.clone(), &smtp, "2025-03-20T07:00:00Z").await;
+    smtp.wait_for(4).await;
+    // And a restart on the same day sends nothing again.
+    let _third = scheduled_app(database.clone(), &smtp, "2025-03-20T08:00:00Z").await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(
+        report_subjects(&smtp.received()),
+        [
+            "Daily reconciliation report 2025-03-16: 0 exceptions",
+            "Daily reconciliation report 2025-03-17: 0 exceptions",
+            "Daily reconciliation report 2025-03-18: 0 exceptions",
+            "Daily reconciliation report 2025-03-19: 0 exceptions",
+        ]
+    );
+    let mail = &smtp.received()[0];
+    assert!(
+        mail.parsed()
+            .body_html(0)
+            .unwrap()
+            .contains("<h1>Daily reconciliation report")
+    );
+    assert!(mail.to.iter().all(|to| to == "ops@example.com"));
+}
