@@ -145,3 +145,135 @@ async fn send_with(
         .ok()
         .map(|(status, _)| status)
 }
+
+/// What `bench reconcile` measured.
+#[derive(Debug, Clone)]
+pub struct ReconcileReport {
+    pub properties: usize,
+    pub events: usize,
+    pub setup: Duration,
+    /// Each run: load and reconcile one period, then render it as JSON.
+    pub runs: Vec<(Duration, Duration)>,
+    pub lines: usize,
+}
+
+impl std::fmt::Display for ReconcileReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        writeln!(f, "properties  {}", self.properties)?;
+        writeln!(
+            f,
+            "events      {} (built in {:.1} s)",
+            self.events,
+            self.setup.as_secs_f64()
+        )?;
+        writeln!(f, "lines       {} in period 2025-03", self.lines)?;
+        for (i, (reconcile, json)) in self.runs.iter().enumerate() {
+            writeln!(
+                f,
+                "run {}       reconcile {:.0} ms, JSON {:.0} ms",
+                i + 1,
+                ms(*reconcile),
+                ms(*json)
+            )?;
+        }
+        let best = self.runs.iter().map(|r| r.0).min().unwrap_or_default();
+        write!(
+            f,
+            "best        {:.0} ms to load and reconcile one period",
+            ms(best)
+        )
+    }
+}
+
+/// Builds a database with `properties` properties expected for three months
+/// and three events per property (created, then succeeded or failed or
+/// retrying), then times the reconciliation of the last month.
+pub fn run_reconcile(
+    path: &std::path::Path,
+    properties: usize,
+    runs: usize,
+) -> Result<ReconcileReport, crate::store::StoreError> {
+    use crate::domain::Period;
+    use crate::notify::MailPolicy;
+    use crate::webhook::event;
+
+    let started = Instant::now();
+    let mut conn = crate::store::open_writer(path, Duration::from_secs(5))?;
+    crate::store::migrate(&mut conn)?;
+    let policy = MailPolicy {
+        report_to: Vec::new(),
+        timezone: jiff::tz::TimeZone::UTC,
+    };
+    let tx = conn.transaction()?;
+    let mut roll = String::from(
+        "property_id,landlord_id,period,amount,currency,payment_agreement,commission_bps\n",
+    );
+    for p in 0..properties {
+        roll.push_str(&format!(
+            "prop_{p},ll_{},2025-01..2025-03,{},eur,pa_{p},800\n",
+            p % 5000,
+            100_000 + p % 900
+        ));
+    }
+    let parsed = crate::rent_roll::parse(roll.as_bytes())
+        .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+    crate::store::import_rent_roll(&tx, &parsed)?
+        .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+    let mut events = 0;
+    for p in 0..properties {
+        let amount = 100_000 + p % 900;
+        let (kind, status, extra) = match p % 10 {
+            0 => (
+                "payment_request.failed",
+                "failed",
+                r#","failure_reason":"insufficient_funds""#,
+            ),
+            1 => (
+                "payment_request.retrying",
+                "processing",
+                r#","next_retry_at":1742860800"#,
+            ),
+            _ => ("payment_request.succeeded", "succeeded", ""),
+        };
+        let period = Period::new(2025, 1 + (p % 3) as i8).expect("a valid period");
+        let steps = [
+            ("payment_request.created", "pending", "", 1),
+            ("payment_request.processing", "processing", "", 2),
+            (kind, status, extra, 3),
+        ];
+        for (step, (kind, status, extra, created)) in steps.into_iter().enumerate() {
+            let body = format!(
+                r#"{{"id":"evt_{p}_{step}","type":"{kind}","created":{created},"data":{{"object":{{"id":"preq_{p}","amount":{amount},"currency":"eur","status":"{status}","payment_agreement":"pa_{p}","metadata":{{"property_id":"prop_{p}","period":"{period}"}}{extra}}}}}}}"#
+            );
+            let event = event::parse(body.as_bytes())
+                .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+            crate::ingest::apply_event(&tx, &event, 0, &policy)?;
+            events += 1;
+        }
+    }
+    tx.commit()?;
+    let setup = started.elapsed();
+
+    let period = Period::new(2025, 3).expect("a valid period");
+    let as_of = period.day(20);
+    let mut report = ReconcileReport {
+        properties,
+        events,
+        setup,
+        runs: Vec::new(),
+        lines: 0,
+    };
+    for _ in 0..runs.max(1) {
+        let start = Instant::now();
+        let reconciliation =
+            crate::recon::reconcile_stored(&conn, period, as_of, &jiff::tz::TimeZone::UTC, None)?;
+        let reconciled = start.elapsed();
+        let json =
+            crate::recon::render::render(&reconciliation, crate::recon::render::Format::Json);
+        report.runs.push((reconciled, start.elapsed() - reconciled));
+        report.lines = reconciliation.lines.len();
+        std::hint::black_box(json);
+    }
+    Ok(report)
+}

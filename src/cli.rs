@@ -84,6 +84,15 @@ pub enum OutboxCommand {
 pub enum BenchCommand {
     /// Send unique signed events; report events/s, p50/p99/max latency and non-200 answers.
     Ingest(BenchIngestArgs),
+    /// Build a rent roll and three events per property, then time one period's reconciliation.
+    Reconcile {
+        /// Properties in the rent roll (each expected for three months).
+        #[arg(long, default_value_t = 100_000)]
+        properties: usize,
+        /// Timed runs.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
 }
 
 #[derive(Debug, clap::Args)]

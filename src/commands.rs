@@ -301,3 +301,11 @@ pub fn outbox(settings: &Settings, command: &OutboxCommand) -> anyhow::Result<()
     }
     Ok(())
 }
+
+pub fn bench_reconcile(properties: usize, runs: usize) -> anyhow::Result<()> {
+    let temporary = tempfile::tempdir()?;
+    println!("bench reconcile: {properties} properties, building the database…");
+    let report = bench::run_reconcile(&temporary.path().join("bench.db"), properties, runs)?;
+    println!("{report}");
+    Ok(())
+}

@@ -34,5 +34,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Outbox(command) => commands::outbox(&settings, &command),
         Command::Bench(BenchCommand::Ingest(args)) => commands::bench_ingest(&settings, args).await,
+        Command::Bench(BenchCommand::Reconcile { properties, runs }) => {
+            commands::bench_reconcile(properties, runs)
+        }
     }
 }
