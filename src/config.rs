@@ -114,6 +114,14 @@ pub struct ConfigArgs {
     /// Largest webhook body accepted, bytes [default: 1048576]
     #[arg(long, global = true, env = "CASAPAY_MAX_BODY", value_name = "BYTES")]
     pub max_body: Option<usize>,
+    /// How long a client may take to send a webhook body, ms [default: 10000]
+    #[arg(
+        long,
+        global = true,
+        env = "CASAPAY_BODY_TIMEOUT_MS",
+        value_name = "MS"
+    )]
+    pub body_timeout_ms: Option<u64>,
     /// Log format [default: text]
     #[arg(long, global = true, env = "CASAPAY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -151,6 +159,7 @@ struct FileConfig {
     report_at: Option<String>,
     timezone: Option<String>,
     max_body: Option<usize>,
+    body_timeout_ms: Option<u64>,
     log_format: Option<LogFormat>,
     write_batch: Option<usize>,
     write_queue: Option<usize>,
@@ -212,6 +221,7 @@ pub struct Settings {
     pub report_at: Time,
     pub timezone: TimeZone,
     pub max_body: usize,
+    pub body_timeout: Duration,
     pub log_format: LogFormat,
     pub write_batch: usize,
     pub write_queue: usize,
@@ -235,6 +245,7 @@ impl Default for Settings {
             report_at: Time::constant(6, 0, 0, 0),
             timezone: TimeZone::UTC,
             max_body: 1_048_576,
+            body_timeout: Duration::from_secs(10),
             log_format: LogFormat::Text,
             write_batch: 512,
             write_queue: 4096,
@@ -312,6 +323,10 @@ impl Settings {
             report_at: defaults.report_at,
             timezone: defaults.timezone,
             max_body: args.max_body.or(file.max_body).unwrap_or(defaults.max_body),
+            body_timeout: args
+                .body_timeout_ms
+                .or(file.body_timeout_ms)
+                .map_or(defaults.body_timeout, Duration::from_millis),
             log_format: args
                 .log_format
                 .or(file.log_format)

@@ -19,12 +19,16 @@ pub enum ApiError {
     InvalidEvent(#[from] InvalidEvent),
     #[error("body is larger than the {limit} byte limit")]
     PayloadTooLarge { limit: usize },
+    #[error("the body did not arrive within {seconds} s")]
+    BodyTimeout { seconds: f64 },
     #[error("{0}")]
     InvalidRequest(String),
     #[error("{0}")]
     InvalidRentRoll(RentRollErrors),
     #[error("missing or wrong admin token")]
     Unauthorized,
+    #[error("missing or wrong admin token (give it as the password)")]
+    DashboardUnauthorized,
     #[error("no such endpoint")]
     NotFound,
     #[error("storage unavailable, nothing was stored: {0}")]
@@ -38,9 +42,10 @@ impl ApiError {
             ApiError::InvalidSignature(_) => "invalid_signature",
             ApiError::InvalidEvent(_) => "invalid_event",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::BodyTimeout { .. } => "request_timeout",
             ApiError::InvalidRequest(_) => "invalid_request",
             ApiError::InvalidRentRoll(_) => "invalid_rent_roll",
-            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthorized | ApiError::DashboardUnauthorized => "unauthorized",
             ApiError::NotFound => "not_found",
             ApiError::Unavailable(_) => "storage_unavailable",
         }
@@ -55,7 +60,8 @@ impl ResponseError for ApiError {
             | ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::InvalidRentRoll(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unauthorized | ApiError::DashboardUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -68,6 +74,12 @@ impl ResponseError for ApiError {
                 response.insert_header((
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"casapay-recon\""),
+                ));
+            }
+            ApiError::DashboardUnauthorized => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"casapay-recon\", charset=\"UTF-8\""),
                 ));
             }
             ApiError::Unavailable(StoreError::QueueFull) => {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ingest;
+pub mod metrics;
 pub mod notify;
 pub mod recon;
 pub mod rent_roll;

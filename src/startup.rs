@@ -41,6 +41,7 @@ pub struct AppState {
     pub credentials: Credentials,
     pub signature_tolerance: u64,
     pub max_body: usize,
+    pub body_timeout: std::time::Duration,
     pub timezone: jiff::tz::TimeZone,
     pub mail_policy: Arc<MailPolicy>,
     /// Wakes the mail worker when an event queued mail.
@@ -93,6 +94,7 @@ impl Application {
     }
 
     pub fn build_with_clock(settings: &Settings, clock: Clock) -> Result<Self, StartupError> {
+        crate::metrics::handle();
         let conn = open_database(settings)?;
         let database_error = |source| StartupError::Database {
             path: settings.database.display().to_string(),
@@ -128,6 +130,7 @@ impl Application {
             credentials,
             signature_tolerance: settings.signature_tolerance,
             max_body: settings.max_body,
+            body_timeout: settings.body_timeout,
             timezone: settings.timezone.clone(),
             mail_policy: Arc::new(MailPolicy {
                 report_to: settings.report_to.clone(),
@@ -147,6 +150,7 @@ impl Application {
                     .route("/webhooks/casapay", web::post().to(receive_webhook))
                     .route("/healthz", web::get().to(api::healthz))
                     .route("/readyz", web::get().to(api::readyz))
+                    .route("/metrics", web::get().to(api::get_metrics))
                     .app_data(web::PayloadConfig::new(RENT_ROLL_LIMIT))
                     .route("/api/events", web::get().to(api::list_events))
                     .route("/api/rent-roll", web::post().to(api::import_rent_roll))
@@ -155,6 +159,7 @@ impl Application {
                         web::get().to(api::get_reconciliation),
                     )
                     .route("/api/reports/daily", web::get().to(api::get_daily_report))
+                    .route("/dashboard", web::get().to(api::dashboard))
                     .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }))
             })
             .listen(listener)?

@@ -162,6 +162,7 @@ impl Mailer {
                 Ok(()) => {
                     let sent_at = jiff::Timestamp::now().as_millisecond();
                     tracing::info!(mail_id = id, recipient = %mail.recipient, subject = %mail.subject, "mail sent");
+                    crate::metrics::mail("sent", 1);
                     self.writer
                         .write(move |conn| store::mark_mail_sent(conn, id, sent_at))
                         .await?;
@@ -173,6 +174,14 @@ impl Mailer {
                             + retry_delay(self.retry_base, attempt, jitter()).as_millis() as i64
                     });
                     tracing::warn!(mail_id = id, attempt, %error, will_retry = retry_at.is_some(), "mail not delivered");
+                    crate::metrics::mail(
+                        if retry_at.is_some() {
+                            "retrying"
+                        } else {
+                            "failed"
+                        },
+                        1,
+                    );
                     self.writer
                         .write(move |conn| store::mark_mail_failed(conn, id, &error, retry_at))
                         .await?;

@@ -25,7 +25,7 @@ pub use objects::{
 };
 pub use outbox::{
     ClaimedMail, OutboxRow, claim_due_mail, landlord_by_id, landlord_of_property, list_outbox,
-    mark_mail_failed, mark_mail_sent, queue_mail, requeue_failed_mail,
+    mark_mail_failed, mark_mail_sent, outbox_depth, queue_mail, requeue_failed_mail,
 };
 pub use reconciliation::load_period;
 pub use rent_roll::{ImportSummary, import_rent_roll};

@@ -181,3 +181,12 @@ pub fn landlord_by_id(
         .query_row([landlord_id], contact)
         .optional()?)
 }
+
+/// Mail waiting to be sent: queued, or claimed and not yet marked.
+pub fn outbox_depth(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM outbox WHERE status IN ('queued', 'sending')",
+        [],
+        |row| row.get(0),
+    )?)
+}

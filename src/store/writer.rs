@@ -109,6 +109,7 @@ fn run_writer(mut conn: Connection, receiver: &Receiver<Box<dyn Job>>, max_batch
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        crate::metrics::write_batch(batch.len());
         let commit = commit_batch(&mut conn, &mut batch);
         if let Err(error) = &commit {
             tracing::error!(%error, jobs = batch.len(), "write batch failed; nothing of it was stored");

@@ -159,6 +159,30 @@ struct AnyObject {
 }
 
 const MAX_ID_LEN: usize = 255;
+/// Deeper JSON is refused: no CasaPay object needs it, and every later reader
+/// of the stored body (API clients included) is spared a recursion bomb.
+const MAX_DEPTH: usize = 64;
+
+/// Nesting depth of a JSON text, counting brackets outside strings.
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0_usize, 0, false, false);
+    for byte in text.bytes() {
+        match (in_string, escaped, byte) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (true, false, b'"') => in_string = false,
+            (true, false, _) => {}
+            (false, _, b'"') => in_string = true,
+            (false, _, b'{' | b'[') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (false, _, b'}' | b']') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
 
 fn invalid(message: impl Into<String>) -> InvalidEvent {
     InvalidEvent(message.into())
@@ -267,6 +291,11 @@ fn effect_of(kind: &str, object: &RawValue, created: i64) -> Result<Option<Effec
 /// Parses a verified body. Unknown fields are kept (in `body`), never an error.
 pub fn parse(body: &[u8]) -> Result<Event, InvalidEvent> {
     let text = std::str::from_utf8(body).map_err(|e| invalid(format!("body is not UTF-8: {e}")))?;
+    if nesting_depth(text) > MAX_DEPTH {
+        return Err(invalid(format!(
+            "JSON nested deeper than {MAX_DEPTH} levels"
+        )));
+    }
     let envelope: Envelope<'_> =
         serde_json::from_str(text).map_err(|e| invalid(format!("not a CasaPay event: {e}")))?;
     check_id("id", &envelope.id)?;
@@ -323,6 +352,13 @@ mod tests {
     }
 
     #[test]
+    fn nesting_counts_brackets_outside_strings_only() {
+        assert_eq!(nesting_depth(r#"{"a":"[[[{{{\"]]]","b":[1,{"c":[]}]}"#), 4);
+        assert_eq!(nesting_depth("[]"), 1);
+        assert_eq!(nesting_depth("1"), 0);
+    }
+
+    #[test]
     fn unknown_types_have_no_effect_but_keep_their_object_id() {
         let event = parse(br#"{"id":"evt_2","type":"customer.updated","created":1,"data":{"object":{"id":"cus_1"}}}"#).unwrap();
         assert_eq!(event.effect, None);
@@ -354,6 +390,7 @@ mod tests {
                 "id must be",
             ),
             (b"\xff\xfe", "not UTF-8"),
+            (br#"{"id":"e","type":"x","created":1,"data":{"object":{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}}"#, "nested deeper"),
         ];
         for (body, expected) in cases {
             let err = parse(body).unwrap_err();

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::ingest::{self, Outcome};
+use crate::metrics;
 use crate::startup::AppState;
 use crate::webhook::{event, signature};
 
@@ -27,17 +28,26 @@ pub async fn receive_webhook(
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let result = receive(&request, payload, &state).await;
-    let micros = started.elapsed().as_micros() as u64;
+    let elapsed = started.elapsed();
+    let micros = elapsed.as_micros() as u64;
     match &result {
-        Ok((receipt, kind)) => tracing::info!(
-            event_id = %receipt.id,
-            event_type = %kind,
-            outcome = if receipt.duplicate { "duplicate" } else { "stored" },
-            latency_us = micros,
-            "webhook"
-        ),
+        Ok((receipt, kind)) => {
+            let outcome = if receipt.duplicate {
+                "duplicate"
+            } else {
+                "stored"
+            };
+            metrics::webhook(kind, outcome, elapsed);
+            tracing::info!(event_id = %receipt.id, event_type = %kind, outcome, latency_us = micros, "webhook");
+        }
         Err(error) => {
-            tracing::warn!(outcome = error.kind(), %error, latency_us = micros, "webhook rejected")
+            let outcome = match error {
+                ApiError::PayloadTooLarge { .. } => "too_large",
+                ApiError::Unavailable(_) => "unavailable",
+                other => other.kind(),
+            };
+            metrics::webhook("", outcome, elapsed);
+            tracing::warn!(outcome, %error, latency_us = micros, "webhook rejected");
         }
     }
     result.map(|(receipt, _)| HttpResponse::Ok().json(receipt))
@@ -48,7 +58,15 @@ async fn receive(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<(Receipt, String), ApiError> {
-    let body = read_body(request, payload, state.max_body).await?;
+    // A slow-drip client must not hold a worker: the whole body has a deadline.
+    let body = tokio::time::timeout(
+        state.body_timeout,
+        read_body(request, payload, state.max_body),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout {
+        seconds: state.body_timeout.as_secs_f64(),
+    })??;
     let header = request
         .headers()
         .get(signature::HEADER)
@@ -70,7 +88,11 @@ async fn receive(
         .writer
         .write(move |conn| ingest::apply_event(conn, &event, received_at, &policy))
         .await?;
-    if matches!(outcome, Outcome::Stored { mails: 1.., .. }) {
+    if let Outcome::Stored {
+        mails: mails @ 1.., ..
+    } = outcome
+    {
+        metrics::mail("queued", mails);
         state.mail_wake.notify_one();
     }
     let receipt = Receipt {

@@ -24,13 +24,22 @@ struct Service {
 
 /// Starts `casapay-recon serve` on a free port and waits until it listens.
 async fn start_service(dir: &Path) -> Service {
-    let mut child = Command::new(BIN)
+    start_service_with(dir, &[]).await
+}
+
+async fn start_service_with(dir: &Path, env: &[(&str, &str)]) -> Service {
+    let mut command = Command::new(BIN);
+    command
         .arg("serve")
         .env("CASAPAY_DATABASE", dir.join("casapay-recon.db"))
         .env("CASAPAY_BIND", "127.0.0.1:0")
         .env("CASAPAY_MAIL_DIR", dir.join("mail"))
         .env_remove("CASAPAY_WEBHOOK_SECRETS")
-        .env_remove("CASAPAY_ADMIN_TOKEN")
+        .env_remove("CASAPAY_ADMIN_TOKEN");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -42,7 +51,11 @@ async fn start_service(dir: &Path) -> Service {
     let port = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             stderr.lock().unwrap().push(line.clone());
-            if let Some(rest) = line.split("port=").nth(1) {
+            if let Some(rest) = line
+                .split("port=")
+                .nth(1)
+                .or_else(|| line.split("\"port\":").nth(1))
+            {
                 return rest
                     .split(|c: char| !c.is_ascii_digit())
                     .next()
@@ -226,4 +239,91 @@ async fn quickstart_trigger_uses_the_stored_secret_and_sigterm_exits_cleanly() {
         )
         .unwrap();
     assert_eq!(stored, 1, "the triggered event was stored with its effect");
+}
+
+#[tokio::test]
+async fn logs_are_json_lines_that_never_show_a_secret_a_signature_or_a_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "whsec_log_secret_value_1234";
+    let token = "admin_log_token_5678";
+    let mut service = start_service_with(
+        dir.path(),
+        &[
+            ("CASAPAY_LOG_FORMAT", "json"),
+            ("CASAPAY_WEBHOOK_SECRETS", secret),
+            ("CASAPAY_ADMIN_TOKEN", token),
+        ],
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{}/webhooks/casapay", service.port);
+    let body = payment_request_event(
+        "evt_log",
+        "payment_request.succeeded",
+        "preq_log",
+        "succeeded",
+        100,
+    )
+    .replace("\"pa_1\"", "\"BODY_MARKER_pa\"");
+    let header = signature::sign(
+        &Secret::new(secret),
+        jiff::Timestamp::now().as_second(),
+        body.as_bytes(),
+    );
+    let tag = header.split("v1=").nth(1).unwrap().to_string();
+    let client = reqwest::Client::new();
+    let ok = client
+        .post(&url)
+        .header(signature::HEADER, &header)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let bad = client
+        .post(&url)
+        .header(signature::HEADER, header.replace(&tag[..8], "00000000"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    let events = client
+        .get(format!("http://127.0.0.1:{}/api/events", service.port))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status().as_u16(), 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    service.child.start_kill().unwrap();
+    let _ = service.child.wait().await;
+
+    let lines = service.stderr.lock().unwrap().clone();
+    let logged: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        !logged.is_empty() && logged.len() == lines.len(),
+        "every line is JSON: {lines:?}"
+    );
+    let stored = logged
+        .iter()
+        .find(|l| l["event_id"] == "evt_log")
+        .unwrap_or_else(|| panic!("one line per webhook: {lines:?}"));
+    assert_eq!(stored["outcome"], "stored");
+    assert_eq!(stored["event_type"], "payment_request.succeeded");
+    assert!(stored["latency_us"].is_u64());
+    assert!(
+        logged.iter().any(|l| l["outcome"] == "invalid_signature"),
+        "{lines:?}"
+    );
+    for line in &lines {
+        for secret_text in [secret, token, tag.as_str(), &tag[..16], "BODY_MARKER"] {
+            assert!(
+                !line.contains(secret_text),
+                "a log line shows `{secret_text}`: {line}"
+            );
+        }
+    }
 }

@@ -1,10 +1,12 @@
 //! Integration tests: the real server on a loopback port, a real SQLite file,
 //! real signed HTTP requests.
 
+mod browser;
 mod crash;
 mod events_api;
 mod helpers;
 mod mail;
+mod operations;
 mod reconciliation;
 mod rent_roll;
 mod report;
