@@ -10,7 +10,7 @@ use crate::domain::Period;
 use crate::error::ApiError;
 use crate::recon::render::{HtmlLine, html_lines, money};
 use crate::recon::{self, Reconciliation};
-use crate::report::{self, Exception};
+use crate::report::{self, render::ExceptionRow};
 use crate::startup::AppState;
 use crate::store::StoreError;
 
@@ -27,13 +27,6 @@ struct ChartRow {
     collected: String,
     expected_width: u32,
     collected_width: u32,
-}
-
-struct ExceptionRow {
-    kind: String,
-    subject: String,
-    amount: String,
-    detail: String,
 }
 
 const CHART_WIDTH: u32 = 420;
@@ -69,25 +62,6 @@ fn chart(r: &Reconciliation) -> Vec<ChartRow> {
         .collect()
 }
 
-fn exception_rows(exceptions: Vec<Exception>) -> Vec<ExceptionRow> {
-    exceptions
-        .into_iter()
-        .map(|e| ExceptionRow {
-            subject: [e.property_id.as_deref(), e.landlord_id.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" · "),
-            amount: match (e.amount, e.currency) {
-                (Some(amount), Some(currency)) => money(amount, currency),
-                _ => String::new(),
-            },
-            kind: e.kind,
-            detail: e.detail,
-        })
-        .collect()
-}
-
 pub async fn dashboard(
     _admin: DashboardAdmin,
     query: web::Query<DashboardQuery>,
@@ -115,7 +89,10 @@ pub async fn dashboard(
         as_of: reconciliation.as_of.clone(),
         chart_height: (chart.len() as u32 * 64).max(64),
         chart,
-        exceptions: exception_rows(report::exceptions_of(&reconciliation)),
+        exceptions: report::exceptions_of(&reconciliation)
+            .iter()
+            .map(ExceptionRow::from)
+            .collect(),
         lines: html_lines(&reconciliation.lines),
     };
     let html = page.render().expect("the dashboard template renders");

@@ -3,7 +3,7 @@
 use askama::Template;
 use serde::Deserialize;
 
-use super::{Line, Reconciliation};
+use super::{Line, PayoutLine, Reconciliation, Total};
 use crate::domain::{Currency, Money};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -102,6 +102,30 @@ pub fn csv(lines: &[Line]) -> String {
     }
     String::from_utf8(writer.into_inner().expect("flushing to memory"))
         .expect("CSV of UTF-8 strings")
+}
+
+/// A totals row: currency, expected, collected, outstanding, paid out.
+pub fn total_cells(t: &Total) -> Vec<String> {
+    vec![
+        t.currency.code(),
+        money(t.expected, t.currency),
+        money(t.collected, t.currency),
+        money(t.outstanding, t.currency),
+        money(t.paid_out, t.currency),
+    ]
+}
+
+/// A payouts row: landlord, collected, due, paid out, in transit, failed, status.
+fn payout_cells(p: &PayoutLine) -> Vec<String> {
+    vec![
+        p.landlord_id.clone(),
+        money(p.collected, p.currency),
+        money(p.due, p.currency),
+        money(p.paid_out, p.currency),
+        money(p.in_transit, p.currency),
+        money(p.failed, p.currency),
+        p.status.as_str().to_string(),
+    ]
 }
 
 /// Columns padded to their widest cell; `right` columns are right-aligned.
@@ -208,21 +232,7 @@ fn text(r: &Reconciliation) -> String {
     }
     if !r.payouts.is_empty() {
         out.push_str("\nPayouts\n");
-        let rows: Vec<Vec<String>> = r
-            .payouts
-            .iter()
-            .map(|p| {
-                vec![
-                    p.landlord_id.clone(),
-                    money(p.collected, p.currency),
-                    money(p.due, p.currency),
-                    money(p.paid_out, p.currency),
-                    money(p.in_transit, p.currency),
-                    money(p.failed, p.currency),
-                    p.status.as_str().to_string(),
-                ]
-            })
-            .collect();
+        let rows: Vec<Vec<String>> = r.payouts.iter().map(payout_cells).collect();
         out.push_str(&table(
             &[
                 "LANDLORD",
@@ -239,19 +249,7 @@ fn text(r: &Reconciliation) -> String {
     }
     if !r.totals.is_empty() {
         out.push_str("\nTotals\n");
-        let rows: Vec<Vec<String>> = r
-            .totals
-            .iter()
-            .map(|t| {
-                vec![
-                    t.currency.code(),
-                    money(t.expected, t.currency),
-                    money(t.collected, t.currency),
-                    money(t.outstanding, t.currency),
-                    money(t.paid_out, t.currency),
-                ]
-            })
-            .collect();
+        let rows: Vec<Vec<String>> = r.totals.iter().map(total_cells).collect();
         out.push_str(&table(
             &[
                 "CURRENCY",
@@ -332,36 +330,12 @@ fn html(r: &Reconciliation) -> String {
         payouts: r
             .payouts
             .iter()
-            .map(|p| {
-                HtmlRow(
-                    vec![
-                        p.landlord_id.clone(),
-                        money(p.collected, p.currency),
-                        money(p.due, p.currency),
-                        money(p.paid_out, p.currency),
-                        money(p.in_transit, p.currency),
-                        money(p.failed, p.currency),
-                        p.status.as_str().to_string(),
-                    ],
-                    p.status.as_str(),
-                )
-            })
+            .map(|p| HtmlRow(payout_cells(p), p.status.as_str()))
             .collect(),
         totals: r
             .totals
             .iter()
-            .map(|t| {
-                HtmlRow(
-                    vec![
-                        t.currency.code(),
-                        money(t.expected, t.currency),
-                        money(t.collected, t.currency),
-                        money(t.outstanding, t.currency),
-                        money(t.paid_out, t.currency),
-                    ],
-                    "",
-                )
-            })
+            .map(|t| HtmlRow(total_cells(t), ""))
             .collect(),
     };
     page.render().expect("the reconciliation template renders")

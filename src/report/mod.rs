@@ -35,6 +35,29 @@ pub struct Exception {
     pub detail: String,
 }
 
+impl Exception {
+    /// Property, landlord and period, those that apply, joined by `separator`.
+    pub fn subject(&self, separator: &str) -> String {
+        [
+            self.property_id.as_deref(),
+            self.landlord_id.as_deref(),
+            self.period.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(separator)
+    }
+
+    /// The amount with its currency's symbol, or nothing.
+    pub fn amount_display(&self) -> String {
+        match (self.amount, self.currency) {
+            (Some(amount), Some(currency)) => money(amount, currency),
+            _ => String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DailyReport {
     pub object: &'static str,

@@ -4,7 +4,7 @@ use askama::Template;
 
 use super::{DailyReport, Exception};
 use crate::notify::{MailDraft, MailKind};
-use crate::recon::render::{self, Format, HtmlLine, html_lines, money, neutralise};
+use crate::recon::render::{self, Format, HtmlLine, html_lines, money, neutralise, total_cells};
 
 pub fn render_report(report: &DailyReport, format: Format) -> String {
     match format {
@@ -12,13 +12,6 @@ pub fn render_report(report: &DailyReport, format: Format) -> String {
         Format::Csv => csv(&report.exceptions),
         Format::Text => text(report),
         Format::Html => html(report),
-    }
-}
-
-fn amount(exception: &Exception) -> String {
-    match (exception.amount, exception.currency) {
-        (Some(amount), Some(currency)) => money(amount, currency),
-        _ => String::new(),
     }
 }
 
@@ -43,7 +36,7 @@ fn csv(exceptions: &[Exception]) -> String {
             e.landlord_id.clone().unwrap_or_default(),
             e.period.clone().unwrap_or_default(),
             e.amount.map(|a| a.to_string()).unwrap_or_default(),
-            amount(e),
+            e.amount_display(),
             e.currency.map(|c| c.code()).unwrap_or_default(),
             e.detail.clone(),
         ];
@@ -63,20 +56,12 @@ fn text(report: &DailyReport) -> String {
     }
     out.push_str(&format!("\nExceptions: {}\n", report.exceptions.len()));
     for e in &report.exceptions {
-        let subject = [
-            e.property_id.as_deref(),
-            e.landlord_id.as_deref(),
-            e.period.as_deref(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
+        let subject = e.subject(" ");
         out.push_str(&format!(
             "  {:<19} {:<28} {:>14}  {}\n",
             e.kind,
             subject,
-            amount(e),
+            e.amount_display(),
             e.detail
         ));
     }
@@ -103,18 +88,30 @@ struct PeriodView {
     lines: Vec<HtmlLine>,
 }
 
-struct ExceptionView {
-    kind: String,
-    subject: String,
-    amount: String,
-    detail: String,
+/// An exception as a table row shows it.
+pub struct ExceptionRow {
+    pub kind: String,
+    pub subject: String,
+    pub amount: String,
+    pub detail: String,
+}
+
+impl From<&Exception> for ExceptionRow {
+    fn from(e: &Exception) -> Self {
+        Self {
+            kind: e.kind.clone(),
+            subject: e.subject(" · "),
+            amount: e.amount_display(),
+            detail: e.detail.clone(),
+        }
+    }
 }
 
 #[derive(Template)]
 #[template(path = "report.html")]
 struct ReportPage<'a> {
     report: &'a DailyReport,
-    exceptions: Vec<ExceptionView>,
+    exceptions: Vec<ExceptionRow>,
     periods: Vec<PeriodView>,
     totals: Vec<Vec<String>>,
 }
@@ -122,24 +119,7 @@ struct ReportPage<'a> {
 fn html(report: &DailyReport) -> String {
     let page = ReportPage {
         report,
-        exceptions: report
-            .exceptions
-            .iter()
-            .map(|e| ExceptionView {
-                kind: e.kind.clone(),
-                subject: [
-                    e.property_id.as_deref(),
-                    e.landlord_id.as_deref(),
-                    e.period.as_deref(),
-                ]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" · "),
-                amount: amount(e),
-                detail: e.detail.clone(),
-            })
-            .collect(),
+        exceptions: report.exceptions.iter().map(ExceptionRow::from).collect(),
         periods: report
             .periods
             .iter()
@@ -148,19 +128,7 @@ fn html(report: &DailyReport) -> String {
                 lines: html_lines(&p.lines),
             })
             .collect(),
-        totals: report
-            .totals
-            .iter()
-            .map(|t| {
-                vec![
-                    t.currency.code(),
-                    money(t.expected, t.currency),
-                    money(t.collected, t.currency),
-                    money(t.outstanding, t.currency),
-                    money(t.paid_out, t.currency),
-                ]
-            })
-            .collect(),
+        totals: report.totals.iter().map(total_cells).collect(),
     };
     page.render().expect("the report template renders")
 }
