@@ -349,3 +349,73 @@ async fn health_and_readiness() {
     let error = expect_json(missing, 404).await;
     assert_eq!(error["error"]["type"], "not_found");
 }
+
+#[tokio::test]
+async fn a_full_write_queue_answers_503_with_retry_after_instead_of_growing() {
+    let app = spawn_app_with(
+        |s| {
+            s.write_queue = 1;
+            s.busy_timeout = Duration::from_millis(1500);
+        },
+        Clock::System,
+    )
+    .await;
+    let blocker = app.db();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let event = |i: usize| {
+        payment_request_event(
+            &format!("evt_q{i}"),
+            "payment_request.succeeded",
+            &format!("preq_q{i}"),
+            "succeeded",
+            1,
+        )
+    };
+    // The writer takes the first event and waits for the lock; the second fills the queue.
+    let first = tokio::spawn({
+        let (address, body) = (app.address.clone(), event(0));
+        let header = casapay_recon::webhook::signature::sign(
+            &app.secret,
+            jiff::Timestamp::now().as_second(),
+            body.as_bytes(),
+        );
+        async move {
+            reqwest::Client::new()
+                .post(format!("{address}/webhooks/casapay"))
+                .header("CasaPay-Signature", header)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let bodies: Vec<String> = (1..6).map(event).collect();
+    let rest = futures_util::future::join_all(bodies.iter().map(|b| app.post_event(b))).await;
+    let mut full = 0;
+    for response in rest {
+        if response.status().as_u16() == 503
+            && response
+                .headers()
+                .get("retry-after")
+                .is_some_and(|v| v == "1")
+        {
+            full += 1;
+        }
+    }
+    assert!(full >= 3, "{full} of 5 got 503 Retry-After: 1");
+    blocker.execute_batch("ROLLBACK").unwrap();
+    let _ = first.await.unwrap();
+    // What got 503 was not stored; CasaPay's retry stores it.
+    let stored = app.count("SELECT count(*) FROM events");
+    assert!(stored <= 2, "{stored}");
+    for body in &bodies {
+        expect_json(app.post_event(body).await, 200).await;
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM events WHERE id != 'evt_q0'"),
+        5
+    );
+}
