@@ -46,11 +46,7 @@ pub fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 pub async fn trigger(settings: &Settings, args: TriggerArgs) -> anyhow::Result<()> {
-    let secret = match (&args.secret, &settings.webhook_secrets) {
-        (Some(secret), _) => Secret::new(secret.clone()),
-        (None, Some(configured)) => configured[0].clone(),
-        (None, None) => stored_secret(settings)?,
-    };
+    let secret = signing_secret(settings, args.secret.clone())?;
     let url = args.url.clone().unwrap_or_else(|| {
         let bind = settings.bind.replace("0.0.0.0", "127.0.0.1");
         format!("http://{bind}/webhooks/casapay")
@@ -85,6 +81,16 @@ pub async fn trigger(settings: &Settings, args: TriggerArgs) -> anyhow::Result<(
         bail!("the endpoint answered {status}");
     }
     Ok(())
+}
+
+/// The secret to sign sample events with: `--secret`, else the first
+/// configured one, else the one a previous `serve` generated.
+fn signing_secret(settings: &Settings, flag: Option<String>) -> anyhow::Result<Secret> {
+    match (flag, &settings.webhook_secrets) {
+        (Some(secret), _) => Ok(Secret::new(secret)),
+        (None, Some(configured)) => Ok(configured[0].clone()),
+        (None, None) => stored_secret(settings),
+    }
 }
 
 fn stored_secret(settings: &Settings) -> anyhow::Result<Secret> {
@@ -159,14 +165,7 @@ pub fn reconcile(settings: &Settings, args: &ReconcileArgs) -> anyhow::Result<()
 pub async fn bench_ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow::Result<()> {
     let temporary = tempfile::tempdir()?;
     let (url, secret, server) = match args.url {
-        Some(url) => {
-            let secret = match (args.secret, &settings.webhook_secrets) {
-                (Some(secret), _) => Secret::new(secret),
-                (None, Some(configured)) => configured[0].clone(),
-                (None, None) => stored_secret(settings)?,
-            };
-            (url, secret, None)
-        }
+        Some(url) => (url, signing_secret(settings, args.secret)?, None),
         None => {
             let secret = Secret::generate("whsec_bench_");
             let local = Settings {

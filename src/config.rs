@@ -396,11 +396,6 @@ impl Settings {
         }
         Ok(())
     }
-
-    /// The time zone's IANA name, for display.
-    pub fn timezone_name(&self) -> &str {
-        self.timezone.iana_name().unwrap_or("UTC")
-    }
 }
 
 fn parse_report_at(text: &str) -> Result<Time, ConfigError> {
@@ -447,7 +442,7 @@ mod tests {
         assert_eq!(settings.bind, "127.0.0.1:9000");
         assert_eq!(settings.max_body, 20);
         assert_eq!(settings.webhook_secrets.as_ref().map(Vec::len), Some(2));
-        assert_eq!(settings.timezone_name(), "Europe/Paris");
+        assert_eq!(settings.timezone.iana_name(), Some("Europe/Paris"));
         assert_eq!(settings.report_at, Time::constant(7, 30, 0, 0));
         assert_eq!(settings.signature_tolerance, 300);
     }

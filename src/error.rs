@@ -35,6 +35,13 @@ pub enum ApiError {
     Unavailable(#[from] StoreError),
 }
 
+/// The blocking pool refuses work only while the service shuts down.
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(_: actix_web::error::BlockingError) -> Self {
+        ApiError::Unavailable(StoreError::ShuttingDown)
+    }
+}
+
 impl ApiError {
     /// The `type` of the JSON error, also the `outcome` in logs and metrics.
     pub fn kind(&self) -> &'static str {

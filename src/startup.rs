@@ -76,12 +76,16 @@ pub struct Application {
     pub generated: Vec<GeneratedCredential>,
 }
 
-/// Opens and migrates the database; used by every command that touches it.
-pub fn open_database(settings: &Settings) -> Result<rusqlite::Connection, StartupError> {
-    let database_error = |source| StartupError::Database {
+fn database_error(settings: &Settings) -> impl Fn(StoreError) -> StartupError + Copy + '_ {
+    |source| StartupError::Database {
         path: settings.database.display().to_string(),
         source,
-    };
+    }
+}
+
+/// Opens and migrates the database; used by every command that touches it.
+pub fn open_database(settings: &Settings) -> Result<rusqlite::Connection, StartupError> {
+    let database_error = database_error(settings);
     let mut conn =
         store::open_writer(&settings.database, settings.busy_timeout).map_err(database_error)?;
     store::migrate(&mut conn).map_err(database_error)?;
@@ -96,10 +100,7 @@ impl Application {
     pub fn build_with_clock(settings: &Settings, clock: Clock) -> Result<Self, StartupError> {
         crate::metrics::handle();
         let conn = open_database(settings)?;
-        let database_error = |source| StartupError::Database {
-            path: settings.database.display().to_string(),
-            source,
-        };
+        let database_error = database_error(settings);
         let (credentials, generated) = Credentials::load_or_generate(
             &conn,
             settings.webhook_secrets.as_deref(),

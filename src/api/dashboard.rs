@@ -81,8 +81,7 @@ pub async fn dashboard(
             &conn, period, today, &timezone, None,
         )?)
     })
-    .await
-    .map_err(|_| ApiError::Unavailable(StoreError::ShuttingDown))??;
+    .await??;
     let chart = chart(&reconciliation);
     let page = DashboardPage {
         period: reconciliation.period.clone(),

@@ -54,8 +54,7 @@ pub async fn list_events(
         };
         Ok(store::list_events(&conn, kind.as_deref(), limit, after)?)
     })
-    .await
-    .map_err(|_| ApiError::Unavailable(StoreError::ShuttingDown))??;
+    .await??;
     let data = page
         .bodies
         .into_iter()

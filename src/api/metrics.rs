@@ -39,8 +39,7 @@ pub async fn get_metrics(state: web::Data<AppState>) -> Result<HttpResponse, Api
         metrics::set_state(depth, last, &counts.into_iter().collect::<Vec<_>>());
         Ok(())
     })
-    .await
-    .map_err(|_| ApiError::Unavailable(StoreError::ShuttingDown))??;
+    .await??;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(metrics::handle().render()))

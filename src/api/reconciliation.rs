@@ -44,8 +44,7 @@ pub async fn get_reconciliation(
             recon::reconcile_stored(&conn, period, as_of, &timezone, landlord.as_deref())?;
         Ok(render::render(&reconciliation, format))
     })
-    .await
-    .map_err(|_| ApiError::Unavailable(StoreError::ShuttingDown))??;
+    .await??;
     Ok(HttpResponse::Ok()
         .content_type(format.content_type())
         .body(body))

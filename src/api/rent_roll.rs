@@ -15,8 +15,7 @@ pub async fn import_rent_roll(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let roll = web::block(move || rent_roll::parse(&body))
-        .await
-        .map_err(|_| ApiError::Unavailable(store::StoreError::ShuttingDown))?
+        .await?
         .map_err(ApiError::InvalidRentRoll)?;
     let summary = state
         .writer

@@ -38,8 +38,7 @@ pub async fn get_daily_report(
             format,
         ))
     })
-    .await
-    .map_err(|_| ApiError::Unavailable(StoreError::ShuttingDown))??;
+    .await??;
     Ok(HttpResponse::Ok()
         .content_type(format.content_type())
         .body(body))

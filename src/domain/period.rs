@@ -35,14 +35,6 @@ impl Period {
         }
     }
 
-    pub fn year(self) -> i16 {
-        self.year
-    }
-
-    pub fn month(self) -> i8 {
-        self.month
-    }
-
     pub fn next(self) -> Self {
         if self.month == 12 {
             Self {

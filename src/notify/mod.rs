@@ -66,7 +66,6 @@ impl MailKind {
 /// The landlord an object belongs to, from the rent roll.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LandlordContact {
-    pub landlord_id: String,
     pub name: Option<String>,
     pub email: Option<String>,
     pub notify: bool,
@@ -305,7 +304,6 @@ mod tests {
 
     fn contact(notify: bool, email: Option<&str>) -> LandlordContact {
         LandlordContact {
-            landlord_id: "ll_1".into(),
             name: Some("Ana".into()),
             email: email.map(str::to_string),
             notify,

@@ -147,11 +147,10 @@ pub fn list_outbox(
 
 fn contact(row: &rusqlite::Row<'_>) -> rusqlite::Result<LandlordContact> {
     Ok(LandlordContact {
-        landlord_id: row.get(0)?,
-        name: row.get(1)?,
-        email: row.get(2)?,
-        notify: row.get(3)?,
-        property_name: row.get(4)?,
+        name: row.get(0)?,
+        email: row.get(1)?,
+        notify: row.get(2)?,
+        property_name: row.get(3)?,
     })
 }
 
@@ -164,7 +163,7 @@ pub fn landlord_of_property(
 ) -> Result<Option<LandlordContact>, StoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT l.id, l.name, l.email, l.notify, p.name FROM properties p JOIN landlords l ON l.id = p.landlord_id
+            "SELECT l.name, l.email, l.notify, p.name FROM properties p JOIN landlords l ON l.id = p.landlord_id
              WHERE p.id = ?1 OR (p.payment_agreement = ?2 AND NOT EXISTS (SELECT 1 FROM properties WHERE id = ?1))
              LIMIT 1",
         )?
@@ -177,7 +176,7 @@ pub fn landlord_by_id(
     landlord_id: &str,
 ) -> Result<Option<LandlordContact>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT id, name, email, notify, NULL FROM landlords WHERE id = ?1")?
+        .prepare_cached("SELECT name, email, notify, NULL FROM landlords WHERE id = ?1")?
         .query_row([landlord_id], contact)
         .optional()?)
 }
