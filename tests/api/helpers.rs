@@ -99,6 +99,17 @@ impl TestApp {
         }
     }
 
+    /// Polls `sql` (a count) for up to 10 s until it reaches `expected`; returns the last count.
+    pub async fn wait_for_count(&self, sql: &str, expected: i64) -> i64 {
+        for _ in 0..100 {
+            if self.count(sql) == expected {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        self.count(sql)
+    }
+
     /// A separate read connection to the service's database file.
     pub fn db(&self) -> Connection {
         Connection::open(&self.database).expect("the database opens")

@@ -44,8 +44,7 @@ async fn settle() {
 async fn each_event_type_mails_the_right_people_with_the_right_amounts() {
     let smtp = SmtpServer::start();
     let app = mail_app(smtp.url()).await;
-    let retrying = request("preq_r", "prop_2", 1150000, "gbp", "processing");
-    let mut retrying = retrying;
+    let mut retrying = request("preq_r", "prop_2", 1150000, "gbp", "processing");
     retrying["next_retry_at"] = json!(1_742_860_800);
     retrying["failure_reason"] = json!("insufficient_funds");
     let mut failed = request("preq_f", "prop_4", 1500, "bhd", "failed");
@@ -76,13 +75,9 @@ async fn each_event_type_mails_the_right_people_with_the_right_amounts() {
         ),
     ])
     .await;
-    let mails = smtp.wait_for(7).await;
+    smtp.wait_for(7).await;
     settle().await;
-    let mails = if smtp.received().len() > mails.len() {
-        smtp.received()
-    } else {
-        mails
-    };
+    let mails = smtp.received();
     let mut seen: Vec<(String, String)> = mails.iter().map(|m| (to(m), m.subject())).collect();
     seen.sort();
     assert_eq!(
@@ -229,14 +224,11 @@ async fn an_smtp_outage_delays_mail_and_never_loses_or_doubles_it() {
         })
         .collect();
     app.send_all(&events).await;
-    for _ in 0..100 {
-        if app.count("SELECT count(*) FROM outbox WHERE attempts > 0 AND last_error IS NOT NULL")
-            == 3
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_for_count(
+        "SELECT count(*) FROM outbox WHERE attempts > 0 AND last_error IS NOT NULL",
+        3,
+    )
+    .await;
     assert_eq!(
         app.count("SELECT count(*) FROM outbox WHERE status = 'queued' AND attempts > 0"),
         3,
@@ -250,14 +242,9 @@ async fn an_smtp_outage_delays_mail_and_never_loses_or_doubles_it() {
     let mut subjects: Vec<String> = mails.iter().map(ReceivedMail::subject).collect();
     subjects.dedup();
     assert_eq!(subjects.len(), 1);
-    for _ in 0..50 {
-        if app.count("SELECT count(*) FROM outbox WHERE status = 'sent'") == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     assert_eq!(
-        app.count("SELECT count(*) FROM outbox WHERE status = 'sent'"),
+        app.wait_for_count("SELECT count(*) FROM outbox WHERE status = 'sent'", 3)
+            .await,
         3
     );
 }

@@ -70,12 +70,8 @@ async fn the_report_for_a_known_day_of_events() {
         event_with("e5", "customer.updated", 10, json!({"id": "cus_1"})),
     ])
     .await;
-    for _ in 0..100 {
-        if app.count("SELECT count(*) FROM outbox WHERE status = 'failed'") == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.wait_for_count("SELECT count(*) FROM outbox WHERE status = 'failed'", 2)
+        .await;
 
     let report = expect_json(
         app.get_admin("/api/reports/daily?date=2025-03-20").await,
