@@ -278,11 +278,15 @@ fn address_list(values: Vec<String>) -> Vec<String> {
 impl Settings {
     /// Resolves the layers. The file is `--config`, or `casapay-recon.toml` if it exists.
     pub fn load(args: ConfigArgs) -> Result<Self, ConfigError> {
+        Self::load_with_default_file(args, Path::new(DEFAULT_CONFIG_FILE))
+    }
+
+    /// As [`Settings::load`], with the file read when `--config` is absent
+    /// given, so tests do not depend on the working directory.
+    fn load_with_default_file(args: ConfigArgs, default_file: &Path) -> Result<Self, ConfigError> {
         let file = match &args.config {
             Some(path) => read_file(path)?,
-            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
-                read_file(Path::new(DEFAULT_CONFIG_FILE))?
-            }
+            None if default_file.exists() => read_file(default_file)?,
             None => FileConfig::default(),
         };
         let defaults = Settings::default();
@@ -490,8 +494,11 @@ mod tests {
                 "webhook_secrets",
             ),
         ];
+        let no_file = Path::new("/nonexistent/casapay-recon.toml");
         for (args, key) in cases {
-            let error = Settings::load(args).unwrap_err().to_string();
+            let error = Settings::load_with_default_file(args, no_file)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(key), "{error}");
         }
     }

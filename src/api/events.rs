@@ -12,11 +12,29 @@ use crate::store::{self, StoreError};
 const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 100;
 
+/// A page size from 1 to [`MAX_LIMIT`]; the error names the parameter.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Limit(usize);
+
+impl TryFrom<String> for Limit {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.parse::<usize>() {
+            Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(Limit(limit)),
+            _ => Err(format!(
+                "limit: `{text}` is not an integer from 1 to {MAX_LIMIT}"
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct EventsQuery {
     #[serde(rename = "type")]
     kind: Option<String>,
-    limit: Option<usize>,
+    limit: Option<Limit>,
     starting_after: Option<String>,
 }
 
@@ -37,12 +55,7 @@ pub async fn list_events(
         limit,
         starting_after,
     } = query.into_inner();
-    let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::InvalidRequest(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
-    }
+    let limit = limit.map_or(DEFAULT_LIMIT, |Limit(limit)| limit);
     let pool = state.reads.clone();
     let page = web::block(move || -> Result<_, ApiError> {
         let conn = pool.get().map_err(StoreError::from)?;

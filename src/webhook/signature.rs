@@ -116,6 +116,41 @@ mod tests {
     const SECRET: &str = "whsec_test";
 
     #[test]
+    fn the_fuzz_seeds_reach_the_accept_branch() {
+        let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/signature");
+        let mut accepted = 0;
+        for entry in std::fs::read_dir(seeds).unwrap() {
+            let path = entry.unwrap().path();
+            if !path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("accepted")
+            {
+                continue;
+            }
+            let data = std::fs::read(&path).unwrap();
+            let split = data.iter().position(|&b| b == b'\n').unwrap();
+            let header = std::str::from_utf8(&data[..split]).unwrap();
+            // The fuzz target's secret and clock.
+            let secrets = [Secret::new("whsec_fuzz")];
+            assert!(
+                verify(
+                    Some(header),
+                    &data[split + 1..],
+                    &secrets,
+                    1_709_251_260,
+                    300
+                )
+                .is_ok(),
+                "{path:?}"
+            );
+            accepted += 1;
+        }
+        assert!(accepted >= 1);
+    }
+
+    #[test]
     fn a_signed_body_verifies_and_a_changed_one_does_not() {
         let secret = Secret::new(SECRET);
         let header = sign(&secret, 1000, b"{}");

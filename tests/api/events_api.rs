@@ -103,13 +103,18 @@ async fn lists_events_as_received_newest_first_with_pages_and_filters() {
 #[tokio::test]
 async fn bad_list_parameters_are_clear_errors() {
     let app = spawn_app().await;
-    for query in [
-        "limit=0",
-        "limit=101",
-        "limit=ten",
-        "starting_after=evt_missing",
+    for (query, named) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("starting_after=evt_missing", "evt_missing"),
     ] {
         let error = expect_json(app.get_admin(&format!("/api/events?{query}")).await, 400).await;
         assert_eq!(error["error"]["type"], "invalid_request", "{query}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(named),
+            "{query}: `{message}` does not name {named}"
+        );
     }
 }

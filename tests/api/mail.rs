@@ -35,9 +35,22 @@ fn to(mail: &ReceivedMail) -> String {
     mail.to.join(",")
 }
 
-/// Waits a little longer, to be sure nothing else arrives.
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+/// Waits until the outbox holds exactly `count` mails, all marked sent, and
+/// returns what the SMTP server received. A mail is marked sent only after the
+/// server accepted it, and nothing is left to send, so nothing more can arrive.
+async fn delivered(app: &TestApp, smtp: &SmtpServer, count: i64) -> Vec<ReceivedMail> {
+    let sent = app
+        .wait_for_count("SELECT count(*) FROM outbox WHERE status = 'sent'", count)
+        .await;
+    assert_eq!(sent, count, "mails marked sent");
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE status != 'sent'"),
+        0,
+        "nothing else is waiting to be sent"
+    );
+    let mails = smtp.received();
+    assert_eq!(mails.len() as i64, count, "each mail received exactly once");
+    mails
 }
 
 #[tokio::test]
@@ -75,9 +88,7 @@ async fn each_event_type_mails_the_right_people_with_the_right_amounts() {
         ),
     ])
     .await;
-    smtp.wait_for(7).await;
-    settle().await;
-    let mails = smtp.received();
+    let mails = delivered(&app, &smtp, 7).await;
     let mut seen: Vec<(String, String)> = mails.iter().map(|m| (to(m), m.subject())).collect();
     seen.sort();
     assert_eq!(
@@ -163,9 +174,7 @@ async fn twenty_concurrent_redeliveries_send_one_mail() {
     for response in futures_util::future::join_all(sends).await {
         expect_json(response, 200).await;
     }
-    smtp.wait_for(1).await;
-    settle().await;
-    assert_eq!(smtp.received().len(), 1);
+    delivered(&app, &smtp, 1).await;
 }
 
 #[tokio::test]
@@ -187,15 +196,16 @@ async fn opted_out_landlords_and_late_events_mail_nobody() {
         ),
     ])
     .await;
-    smtp.wait_for(1).await;
     // Older than what is stored: stored, but nobody hears "retrying" after "received".
     let mut late = request("preq_l", "prop_1", 120000, "eur", "processing");
     late["next_retry_at"] = json!(1_742_860_800);
     app.send_all(&[event_with("evt_old", "payment_request.retrying", 100, late)])
         .await;
-    settle().await;
-    let subjects: Vec<String> = smtp.received().iter().map(ReceivedMail::subject).collect();
-    assert_eq!(subjects.len(), 1, "{subjects:?}");
+    let subjects: Vec<String> = delivered(&app, &smtp, 1)
+        .await
+        .iter()
+        .map(ReceivedMail::subject)
+        .collect();
     assert!(
         subjects[0].starts_with("Rent received for <script>"),
         "{subjects:?}"
@@ -208,10 +218,13 @@ async fn opted_out_landlords_and_late_events_mail_nobody() {
 
 #[tokio::test]
 async fn an_smtp_outage_delays_mail_and_never_loses_or_doubles_it() {
-    // A port with nothing listening yet.
-    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = reserved.local_addr().unwrap().port();
-    drop(reserved);
+    // A port held but not listening yet: connections are refused, and no other
+    // process can take it before the server starts on it.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
     let app = mail_app(format!("smtp://127.0.0.1:{port}")).await;
     let events: Vec<String> = (0..3)
         .map(|i| {
@@ -235,18 +248,20 @@ async fn an_smtp_outage_delays_mail_and_never_loses_or_doubles_it() {
         "kept for retry"
     );
 
-    let smtp = SmtpServer::start_on(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
-    let mails = smtp.wait_for(3).await;
-    settle().await;
-    assert_eq!(smtp.received().len(), 3, "each mail exactly once");
-    let mut subjects: Vec<String> = mails.iter().map(ReceivedMail::subject).collect();
-    subjects.dedup();
-    assert_eq!(subjects.len(), 1);
-    assert_eq!(
-        app.wait_for_count("SELECT count(*) FROM outbox WHERE status = 'sent'", 3)
-            .await,
-        3
-    );
+    socket.listen(16).unwrap();
+    let smtp = SmtpServer::start_on(socket.into());
+    let mails = delivered(&app, &smtp, 3).await;
+    // Same subject for all three: the reference in the body tells them apart.
+    let mut references: Vec<String> = mails
+        .iter()
+        .map(|m| {
+            let text = m.parsed().body_text(0).unwrap().to_string();
+            let reference = text.split("preq_o").nth(1).expect("a reference");
+            format!("preq_o{}", &reference[..1])
+        })
+        .collect();
+    references.sort();
+    assert_eq!(references, ["preq_o0", "preq_o1", "preq_o2"]);
 }
 
 #[tokio::test]
@@ -260,17 +275,17 @@ async fn without_smtp_mail_is_written_as_eml_files_that_parse() {
         request("preq_e", "prop_2", 1150000, "gbp", "succeeded"),
     )])
     .await;
+    // Marked sent only once the file is completely written.
+    assert_eq!(
+        app.wait_for_count("SELECT count(*) FROM outbox WHERE status = 'sent'", 1)
+            .await,
+        1
+    );
     let folder = app.database.parent().unwrap().join("mail");
-    let mut files = Vec::new();
-    for _ in 0..100 {
-        files = std::fs::read_dir(&folder)
-            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        if !files.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let files: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(files[0].extension().and_then(|e| e.to_str()), Some("eml"));
     let bytes = std::fs::read(&files[0]).unwrap();

@@ -359,11 +359,11 @@ async fn landlord_filter_and_csv() {
 #[tokio::test]
 async fn bad_queries_are_clear_errors() {
     let app = spawn_app().await;
-    for query in [
-        "period=2025-13",
-        "",
-        "period=2025-03&format=xml",
-        "period=2025-03&as_of=yesterday",
+    for (query, named) in [
+        ("period=2025-13", "2025-13"),
+        ("", "period"),
+        ("period=2025-03&format=xml", "xml"),
+        ("period=2025-03&as_of=yesterday", "yesterday"),
     ] {
         let error = expect_json(
             app.get_admin(&format!("/api/reconciliation?{query}")).await,
@@ -371,6 +371,11 @@ async fn bad_queries_are_clear_errors() {
         )
         .await;
         assert_eq!(error["error"]["type"], "invalid_request", "{query}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(named),
+            "{query}: `{message}` does not name {named}"
+        );
     }
     let anonymous = app
         .client

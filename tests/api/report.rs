@@ -1,10 +1,14 @@
 //! SPEC §6: the daily report's content, and the scheduler's once-per-date mail.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use casapay_recon::config::Settings;
 use casapay_recon::domain::Secret;
+use casapay_recon::report::scheduler::Scheduler;
 use casapay_recon::startup::Clock;
+use casapay_recon::store::{self, Writer};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, event_with, expect_json, payout, request, spawn_app_with};
@@ -174,19 +178,47 @@ async fn the_scheduler_mails_once_per_date_across_restarts_and_catches_up() {
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("shared.db");
 
-    let _first = scheduled_app(database.clone(), &smtp, "2025-03-17T07:00:00Z").await;
-    smtp.wait_for(1).await;
+    let first = scheduled_app(database.clone(), &smtp, "2025-03-17T07:00:00Z").await;
+    assert_eq!(
+        first
+            .wait_for_count("SELECT count(*) FROM outbox WHERE status = 'sent'", 1)
+            .await,
+        1
+    );
     assert_eq!(
         report_subjects(&smtp.received()),
         ["Daily reconciliation report 2025-03-16: 0 exceptions"]
     );
 
     // Down for three days: the next start sends every date missed.
-    let _second = scheduled_app(database.clone(), &smtp, "2025-03-20T07:00:00Z").await;
-    smtp.wait_for(4).await;
-    // And a restart on the same day sends nothing again.
-    let _third = scheduled_app(database.clone(), &smtp, "2025-03-20T08:00:00Z").await;
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let second = scheduled_app(database.clone(), &smtp, "2025-03-20T07:00:00Z").await;
+    assert_eq!(
+        second
+            .wait_for_count("SELECT count(*) FROM outbox WHERE status = 'sent'", 4)
+            .await,
+        4
+    );
+    // And a restart on the same day finds nothing due: its scheduler, run
+    // directly on the same database, records no report and queues no mail.
+    let restarted = Scheduler {
+        clock: Clock::Fixed("2025-03-20T08:00:00Z".parse().unwrap()),
+        reads: store::open_read_pool(&database, Duration::from_secs(5), 2).unwrap(),
+        writer: Writer::start(
+            store::open_writer(&database, Duration::from_secs(5)).unwrap(),
+            16,
+            16,
+        )
+        .0,
+        settings: Arc::new(Settings {
+            database: database.clone(),
+            report_to: vec!["ops@example.com".into()],
+            ..Settings::default()
+        }),
+        mail_wake: Arc::new(tokio::sync::Notify::new()),
+    };
+    assert_eq!(restarted.run_due().await.unwrap(), []);
+    assert_eq!(second.count("SELECT count(*) FROM outbox"), 4);
+    assert_eq!(second.count("SELECT count(*) FROM daily_reports"), 4);
     assert_eq!(
         report_subjects(&smtp.received()),
         [

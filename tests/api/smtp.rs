@@ -3,7 +3,6 @@
 use std::io;
 use std::net::{IpAddr, TcpListener};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use mailin_embedded::{Handler, Response, Server, response};
 
@@ -88,16 +87,5 @@ impl SmtpServer {
 
     pub fn received(&self) -> Vec<ReceivedMail> {
         self.inbox.lock().unwrap().clone()
-    }
-
-    /// Waits until at least `count` mails arrived (or 20 s passed), then returns all.
-    pub async fn wait_for(&self, count: usize) -> Vec<ReceivedMail> {
-        for _ in 0..200 {
-            if self.received().len() >= count {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        self.received()
     }
 }

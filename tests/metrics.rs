@@ -1,0 +1,83 @@
+//! `/metrics` in a test process of its own: the Prometheus recorder is
+//! process-wide, so only here can counts be asserted exactly.
+
+#[allow(dead_code)]
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use casapay_recon::startup::Clock;
+use helpers::{event_with, expect_json, request, spawn_app_with};
+
+fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(name_and_labels))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_webhooks_batches_mail_and_exceptions() {
+    let now = "2025-03-20T10:00:00Z".parse().unwrap();
+    let app = spawn_app_with(|_| {}, Clock::Fixed(now)).await;
+    expect_json(app.import_rent_roll("property_id,landlord_id,period,amount,currency,landlord_email\nprop_1,ll_1,2025-03,1000,eur,a@example.com\nprop_2,ll_1,2025-03,1000,eur,\n").await, 200).await;
+    let event = event_with(
+        "evt_m1",
+        "payment_request.succeeded",
+        10,
+        request("preq_m", "prop_1", 1000, "eur", "succeeded"),
+    );
+    app.send_all(&[event.clone(), event]).await;
+    app.post_raw(b"{}".to_vec(), Some("t=1,v1=00".into())).await;
+    // The mail is written to a folder; wait until it is marked sent.
+    assert_eq!(
+        app.wait_for_count("SELECT count(*) FROM outbox WHERE status = 'sent'", 1)
+            .await,
+        1
+    );
+
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| metric(&text, name).unwrap_or_else(|| panic!("no {name} in {text}"));
+    assert_eq!(
+        value(
+            "casapay_webhook_events_total{type=\"payment_request.succeeded\",outcome=\"stored\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            "casapay_webhook_events_total{type=\"payment_request.succeeded\",outcome=\"duplicate\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value("casapay_webhook_events_total{type=\"\",outcome=\"invalid_signature\"}"),
+        1.0
+    );
+    assert_eq!(value("casapay_webhook_duration_seconds_count"), 3.0);
+    assert_eq!(
+        value("casapay_webhook_duration_seconds_bucket{le=\"+Inf\"}"),
+        3.0
+    );
+    // Two webhooks, the import, the mail claim and its mark: at least five committed writes.
+    assert!(value("casapay_write_batch_size_sum") >= 5.0, "{text}");
+    assert_eq!(value("casapay_mail_total{outcome=\"queued\"}"), 1.0);
+    assert_eq!(value("casapay_mail_total{outcome=\"sent\"}"), 1.0);
+    assert_eq!(value("casapay_outbox_depth"), 0.0);
+    // prop_2 is due 2025-03-01 and unpaid on 2025-03-20: one overdue line in the current period.
+    assert_eq!(
+        value("casapay_reconciliation_exceptions{kind=\"overdue\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("casapay_reconciliation_exceptions{kind=\"failed\"}"),
+        0.0
+    );
+}
