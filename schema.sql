@@ -1,6 +1,6 @@
 -- casapay-recon schema: the single source of truth.
 -- Applied as a whole to a new database; an existing one is brought here by the
--- numbered migrations in src/store/migrations.rs. PRAGMA user_version records
+-- numbered migrations in src/store/mod.rs. PRAGMA user_version records
 -- which version a database is at.
 
 -- Generated credentials (webhook secret, admin token hash) when none are configured.
@@ -18,13 +18,17 @@ CREATE TABLE IF NOT EXISTS events (
     created     INTEGER NOT NULL,             -- CasaPay's unix seconds
     livemode    INTEGER NOT NULL,
     object_id   TEXT,                         -- preq_… / po_… / other
-    applied     INTEGER NOT NULL,             -- 1 if it changed the stored object
     received_at INTEGER NOT NULL,             -- our unix milliseconds
-    body        TEXT NOT NULL                 -- raw body, byte for byte
+    body        TEXT NOT NULL,                -- raw body, byte for byte
+    -- applied | superseded | recorded | quarantined | other_mode (SPEC §3 Quarantine)
+    state       TEXT NOT NULL,
+    reason      TEXT                          -- why it is quarantined, naming the field
 ) STRICT;
 CREATE INDEX IF NOT EXISTS events_by_created ON events (created DESC, seq DESC);
 CREATE INDEX IF NOT EXISTS events_by_type ON events (type, created DESC, seq DESC);
 CREATE INDEX IF NOT EXISTS events_by_received ON events (received_at);
+-- Quarantined events are few and listed often (report, API): a partial index costs other events nothing.
+CREATE INDEX IF NOT EXISTS events_quarantined ON events (created DESC, seq DESC) WHERE state = 'quarantined';
 
 -- The newest known state of each PaymentRequest (see SPEC §3 "Order").
 CREATE TABLE IF NOT EXISTS payment_requests (
@@ -41,11 +45,15 @@ CREATE TABLE IF NOT EXISTS payment_requests (
     created           INTEGER NOT NULL,
     event_created     INTEGER NOT NULL,       -- created of the event that set this state
     status_rank       INTEGER NOT NULL,       -- tie-break for equal event_created
-    last_event_id     TEXT NOT NULL           -- the event whose object this is
+    last_event_id     TEXT NOT NULL,          -- the event whose object this is
+    payment_method_used TEXT,
+    last_event_type   TEXT                    -- type of that event (payment_request.retrying marks a failed attempt)
 ) STRICT;
 -- Reconciliation reads a period at a time; each extra index costs every webhook a
--- random page write, so there is no other.
+-- random page write. Requests without metadata.period (bulk-created) are found
+-- by their creation date, through a partial index that dated requests never touch.
 CREATE INDEX IF NOT EXISTS payment_requests_by_period ON payment_requests (period);
+CREATE INDEX IF NOT EXISTS payment_requests_undated ON payment_requests (created) WHERE period IS NULL;
 
 -- The newest known state of each Payout.
 CREATE TABLE IF NOT EXISTS payouts (
@@ -62,17 +70,21 @@ CREATE TABLE IF NOT EXISTS payouts (
     created         INTEGER NOT NULL,
     event_created   INTEGER NOT NULL,
     status_rank     INTEGER NOT NULL,
-    last_event_id   TEXT NOT NULL
+    last_event_id   TEXT NOT NULL,
+    failure_reason  TEXT
 ) STRICT;
 CREATE INDEX IF NOT EXISTS payouts_by_period ON payouts (period);
+CREATE INDEX IF NOT EXISTS payouts_undated ON payouts (created) WHERE period IS NULL;
 
 -- The rent roll: who owns what, and the rent expected per property and period.
 CREATE TABLE IF NOT EXISTS landlords (
     id     TEXT PRIMARY KEY,                  -- ll_…
     name   TEXT,
     email  TEXT,
-    notify INTEGER NOT NULL DEFAULT 1         -- 0: the landlord opted out of e-mail
+    notify INTEGER NOT NULL DEFAULT 1,        -- 0: the landlord opted out of e-mail
+    bank_account TEXT                         -- ba_…: finds the landlord of a payout without metadata
 ) STRICT;
+CREATE UNIQUE INDEX IF NOT EXISTS landlords_by_bank_account ON landlords (bank_account);
 
 CREATE TABLE IF NOT EXISTS properties (
     id                TEXT PRIMARY KEY,       -- prop_…
@@ -95,10 +107,13 @@ CREATE TABLE IF NOT EXISTS expected_rent (
 CREATE INDEX IF NOT EXISTS expected_rent_by_period ON expected_rent (period, landlord_id);
 
 -- Mail waiting to be delivered, queued in the same transaction as its cause.
--- One row per (cause, recipient): a redelivered event never mails twice.
+-- One row per (cause, recipient), where the cause of a landlord mail is the
+-- object state it announces (`preq_1:succeeded`, `preq_1:retrying:2`,
+-- `po_1:paid`): redeliveries, later events of the same state, syncs and
+-- replays never mail twice.
 CREATE TABLE IF NOT EXISTS outbox (
     id              INTEGER PRIMARY KEY,
-    cause           TEXT NOT NULL,            -- event id, or report:YYYY-MM-DD
+    cause           TEXT NOT NULL,            -- object state, or report:YYYY-MM-DD
     kind            TEXT NOT NULL,            -- rent_received, collection_retrying, … daily_report
     recipient       TEXT NOT NULL,
     subject         TEXT NOT NULL,

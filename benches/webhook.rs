@@ -3,8 +3,8 @@
 
 use std::hint::black_box;
 
+use casapay_recon::casapay::{event, signature};
 use casapay_recon::domain::Secret;
-use casapay_recon::webhook::{event, signature};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 fn body(size: usize) -> String {

@@ -97,6 +97,7 @@ pub async fn run_ingest(load: IngestLoad) -> IngestReport {
                         amount: Money::new(120_000, eur).expect("a valid amount"),
                         object_id: None,
                         payment_agreement: None,
+                        livemode: true,
                     };
                     let now = jiff::Timestamp::now().as_second();
                     let sent = Instant::now();
@@ -194,16 +195,20 @@ pub fn run_reconcile(
     properties: usize,
     runs: usize,
 ) -> Result<ReconcileReport, crate::store::StoreError> {
-    use crate::domain::Period;
+    use crate::casapay::event;
+    use crate::domain::{Mode, Period};
+    use crate::ingest::IngestPolicy;
     use crate::notify::MailPolicy;
-    use crate::webhook::event;
 
     let started = Instant::now();
     let mut conn = crate::store::open_writer(path, Duration::from_secs(5))?;
     crate::store::migrate(&mut conn)?;
-    let policy = MailPolicy {
-        report_to: Vec::new(),
-        timezone: jiff::tz::TimeZone::UTC,
+    let policy = IngestPolicy {
+        mode: Mode::Any,
+        mail: MailPolicy {
+            report_to: Vec::new(),
+            timezone: jiff::tz::TimeZone::UTC,
+        },
     };
     let tx = conn.transaction()?;
     let mut roll = String::from(
@@ -268,8 +273,7 @@ pub fn run_reconcile(
         let reconciliation =
             crate::recon::reconcile_stored(&conn, period, as_of, &jiff::tz::TimeZone::UTC, None)?;
         let reconciled = start.elapsed();
-        let json =
-            crate::recon::render::render(&reconciliation, crate::recon::render::Format::Json);
+        let json = crate::recon::render::render(&reconciliation, crate::format::Format::Json);
         report.runs.push((reconciled, start.elapsed() - reconciled));
         report.lines = reconciliation.lines.len();
         std::hint::black_box(json);

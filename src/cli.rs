@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::ConfigArgs;
-use crate::recon::render::Format;
+use crate::format::Format;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -6,6 +6,7 @@ use crate::bench;
 use crate::cli::{BenchIngestArgs, DailyReportArgs, OutboxCommand, ReconcileArgs, TriggerArgs};
 use crate::config::Settings;
 use crate::domain::{Currency, Money, Period, Secret};
+use crate::format::Format;
 use crate::notify::delivery::{Mailer, Transport};
 use crate::recon::{self, render};
 use crate::rent_roll;
@@ -65,6 +66,7 @@ pub async fn trigger(settings: &Settings, args: TriggerArgs) -> anyhow::Result<(
         amount: Money::new(args.amount, currency)?,
         object_id: args.object,
         payment_agreement: args.payment_agreement,
+        livemode: Sample::livemode_for(settings.mode),
     };
     let body = sample.to_json(now.as_second());
     let (status, answer) = trigger::send(
@@ -156,7 +158,7 @@ pub fn reconcile(settings: &Settings, args: &ReconcileArgs) -> anyhow::Result<()
         args.landlord.as_deref(),
     )?;
     print!("{}", render::render(&reconciliation, args.format));
-    if args.format == render::Format::Json {
+    if args.format == Format::Json {
         println!();
     }
     Ok(())
@@ -229,7 +231,7 @@ pub async fn daily_report(settings: &Settings, args: &DailyReportArgs) -> anyhow
     let conn = startup::open_database(settings)?;
     let built = report::build_daily_report(&conn, date, &settings.timezone)?;
     print!("{}", render_report(&built, args.format));
-    if args.format == render::Format::Json {
+    if args.format == Format::Json {
         println!();
     }
     if !args.send {

@@ -11,7 +11,7 @@ use jiff::civil::Time;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 
-use crate::domain::Secret;
+use crate::domain::{Mode, Secret};
 
 pub const DEFAULT_CONFIG_FILE: &str = "casapay-recon.toml";
 
@@ -122,6 +122,9 @@ pub struct ConfigArgs {
         value_name = "MS"
     )]
     pub body_timeout_ms: Option<u64>,
+    /// Which CasaPay mode to reconcile: live, test or any [default: live]
+    #[arg(long, global = true, env = "CASAPAY_MODE", value_name = "MODE")]
+    pub mode: Option<Mode>,
     /// Log format [default: text]
     #[arg(long, global = true, env = "CASAPAY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -160,6 +163,7 @@ struct FileConfig {
     timezone: Option<String>,
     max_body: Option<usize>,
     body_timeout_ms: Option<u64>,
+    mode: Option<Mode>,
     log_format: Option<LogFormat>,
     write_batch: Option<usize>,
     write_queue: Option<usize>,
@@ -222,6 +226,7 @@ pub struct Settings {
     pub timezone: TimeZone,
     pub max_body: usize,
     pub body_timeout: Duration,
+    pub mode: Mode,
     pub log_format: LogFormat,
     pub write_batch: usize,
     pub write_queue: usize,
@@ -246,6 +251,7 @@ impl Default for Settings {
             timezone: TimeZone::UTC,
             max_body: 1_048_576,
             body_timeout: Duration::from_secs(10),
+            mode: Mode::Live,
             log_format: LogFormat::Text,
             write_batch: 512,
             write_queue: 4096,
@@ -331,6 +337,7 @@ impl Settings {
                 .body_timeout_ms
                 .or(file.body_timeout_ms)
                 .map_or(defaults.body_timeout, Duration::from_millis),
+            mode: args.mode.or(file.mode).unwrap_or(defaults.mode),
             log_format: args
                 .log_format
                 .or(file.log_format)

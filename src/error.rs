@@ -6,10 +6,10 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
+use crate::casapay::event::InvalidEvent;
+use crate::casapay::signature::SignatureError;
 use crate::rent_roll::RentRollErrors;
 use crate::store::StoreError;
-use crate::webhook::event::InvalidEvent;
-use crate::webhook::signature::SignatureError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

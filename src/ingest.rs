@@ -1,112 +1,361 @@
-//! Applying a verified event: store it once, and let it change the stored
-//! PaymentRequest or Payout only if it is newer than what is stored.
+//! Applying an event: store it once with its state, let it change its object
+//! only if it is of this deployment's mode, appliable and newer than what is
+//! stored, and queue the mails the state it reached announces.
 //!
 //! Runs inside one writer transaction (see `store::Writer`), so the event, its
-//! effect and the mails it causes commit together or not at all.
+//! effect and its mails commit together or not at all. `replay` rebuilds the
+//! same derived state from the stored log.
 
 use rusqlite::Connection;
+use serde::Serialize;
 
-use crate::domain::StatusRank;
-use crate::notify::{self, MailKind, MailPolicy};
-use crate::store::{self, StoreError, StoredVersion};
-use crate::webhook::event::{Effect, Event};
+use crate::casapay::event as wire;
+use crate::domain::{
+    Content, Event, EventState, LandlordContact, Mode, Object, PaymentRequest, Payout, Period,
+    StoredRequest, Version,
+};
+use crate::matching;
+use crate::notify::wording::{self, PayoutFacts, RequestFacts};
+use crate::notify::{self, MailPolicy, Reached};
+use crate::recon::rules;
+use crate::store::{self, SetBy, StoreError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+const RETRYING: &str = "payment_request.retrying";
+
+/// How this deployment applies events.
+#[derive(Debug, Clone)]
+pub struct IngestPolicy {
+    pub mode: Mode,
+    pub mail: MailPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// First delivery. `applied` is false for a late, older event or a type
-    /// with no effect; `mails` is how many mails it queued.
-    Stored { applied: bool, mails: usize },
+    /// First delivery, stored in `state`; `mails` is how many mails it queued.
+    Stored { state: EventState, mails: usize },
     /// This event id was already stored; nothing was repeated.
     Duplicate,
 }
 
-/// SPEC §3 "Order": the event with the greatest `created` wins; on a tie, the
-/// later status. An equal version changes nothing (it is the same state again).
-pub fn supersedes(stored: Option<StoredVersion>, event_created: i64, rank: StatusRank) -> bool {
-    stored.is_none_or(|stored| (event_created, rank) > (stored.event_created, stored.rank))
+/// What an event does (pure), given the stored version of its object:
+/// another mode's events and unappliable ones change nothing; an object
+/// applies only if newer than what is stored (SPEC §3 Order).
+pub fn decide(event: &Event, stored: Option<Version>, mode: Mode) -> EventState {
+    if !mode.accepts(event) {
+        return EventState::OtherMode;
+    }
+    match &event.content {
+        Content::NoEffect => EventState::Recorded,
+        Content::Unappliable(reason) => EventState::Quarantined(reason.clone()),
+        Content::Object(object) if version_of(event, object).supersedes(stored) => {
+            EventState::Applied
+        }
+        Content::Object(_) => EventState::Superseded,
+    }
+}
+
+fn version_of(event: &Event, object: &Object) -> Version {
+    Version {
+        created: event.created.unwrap_or_default(),
+        rank: object.status_rank(),
+    }
+}
+
+fn stored_version(
+    conn: &Connection,
+    event: &Event,
+    mode: Mode,
+) -> Result<Option<Version>, StoreError> {
+    match &event.content {
+        Content::Object(object) if mode.accepts(event) => store::object_version(conn, object),
+        _ => Ok(None),
+    }
 }
 
 pub fn apply_event(
     conn: &Connection,
     event: &Event,
     received_at_ms: i64,
-    policy: &MailPolicy,
+    policy: &IngestPolicy,
 ) -> Result<Outcome, StoreError> {
-    let applied = match &event.effect {
-        None => false,
-        Some(effect) => {
-            let stored = match effect {
-                Effect::PaymentRequest(_, pr) => store::payment_request_version(conn, &pr.id)?,
-                Effect::Payout(_, po) => store::payout_version(conn, &po.id)?,
-            };
-            supersedes(stored, event.created, effect.status_rank())
-        }
-    };
-    if !store::insert_event(conn, event, applied, received_at_ms)? {
+    let state = decide(
+        event,
+        stored_version(conn, event, policy.mode)?,
+        policy.mode,
+    );
+    if !store::insert_event(conn, event, &state, received_at_ms)? {
         return Ok(Outcome::Duplicate);
     }
-    let (true, Some(effect)) = (applied, &event.effect) else {
-        return Ok(Outcome::Stored { applied, mails: 0 });
+    let mails = match (&state, &event.content) {
+        (EventState::Applied, Content::Object(object)) => {
+            reach(conn, event, object, &policy.mail, received_at_ms)?
+        }
+        _ => 0,
     };
-    match effect {
-        Effect::PaymentRequest(_, pr) => {
-            store::save_payment_request(conn, pr, &event.id, event.created)?
+    Ok(Outcome::Stored { state, mails })
+}
+
+/// Stores the state an applied event carries and queues the mails it announces.
+fn reach(
+    conn: &Connection,
+    event: &Event,
+    object: &Object,
+    policy: &MailPolicy,
+    now_ms: i64,
+) -> Result<usize, StoreError> {
+    let version = version_of(event, object);
+    store::save_object(
+        conn,
+        object,
+        SetBy {
+            event_id: &event.id,
+            event_type: &event.kind,
+            version,
+        },
+    )?;
+    match object {
+        Object::PaymentRequest(pr) => {
+            let stored = StoredRequest {
+                request: pr.clone(),
+                version,
+                set_by_retrying_event: event.kind == RETRYING,
+            };
+            queue_request_mails(conn, &stored, policy, now_ms)
         }
-        Effect::Payout(_, po) => store::save_payout(conn, po, &event.id, event.created)?,
+        Object::Payout(po) => queue_payout_mails(conn, po, policy, now_ms),
     }
-    let mut mails = 0;
-    if MailKind::of(effect).is_some() {
-        let contact = match effect {
-            Effect::PaymentRequest(_, pr) => store::landlord_of_property(
-                conn,
-                pr.property_id.as_deref(),
-                pr.payment_agreement.as_deref(),
-            )?,
-            Effect::Payout(_, po) => match &po.landlord_id {
-                Some(id) => store::landlord_by_id(conn, id)?,
-                None => None,
-            },
+}
+
+fn queue_all(
+    conn: &Connection,
+    cause: &str,
+    drafts: &[crate::domain::MailDraft],
+    now_ms: i64,
+) -> Result<usize, StoreError> {
+    let mut queued = 0;
+    for draft in drafts {
+        queued += usize::from(store::queue_mail(conn, cause, draft, now_ms)?);
+    }
+    Ok(queued)
+}
+
+/// The line a request matched (by the one matching rule), with its landlord.
+fn matched_line(
+    conn: &Connection,
+    request: &PaymentRequest,
+    timezone: &jiff::tz::TimeZone,
+) -> Result<Option<(String, Period, Option<LandlordContact>)>, StoreError> {
+    let mut failure = None;
+    let found = matching::match_request(
+        request,
+        |key| {
+            store::property_rent(conn, key, None)
+                .map_err(|e| failure = Some(e))
+                .ok()
+                .flatten()
+        },
+        timezone,
+    );
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    // A mail names only a line reconciliation shows: the property must expect rent that month.
+    let Some((property, period)) =
+        found.filter(|(property, period)| property.due_dates.iter().any(|(p, _)| p == period))
+    else {
+        return Ok(None);
+    };
+    let contact = store::landlord_contact(conn, &property.landlord_id)?;
+    let shown = property
+        .property_name
+        .clone()
+        .unwrap_or_else(|| property.property_id.clone());
+    Ok(Some((shown, period, contact)))
+}
+
+fn queue_request_mails(
+    conn: &Connection,
+    stored: &StoredRequest,
+    policy: &MailPolicy,
+    now_ms: i64,
+) -> Result<usize, StoreError> {
+    let Some(intent) = notify::intent_for(Reached::Request(stored)) else {
+        return Ok(0);
+    };
+    let line = matched_line(conn, &stored.request, &policy.timezone)?;
+    let (line, contact) = match line {
+        Some((shown, period, contact)) => (Some((shown, period)), contact),
+        None => (None, None),
+    };
+    let facts = RequestFacts {
+        request: &stored.request,
+        line,
+        next_retry: rules::next_retry(stored),
+    };
+    let drafts = notify::drafts(intent.kind, contact.as_ref(), policy, |to| {
+        wording::request_mail(&facts, intent.kind, to, &policy.timezone)
+    });
+    queue_all(conn, &intent.cause, &drafts, now_ms)
+}
+
+fn queue_payout_mails(
+    conn: &Connection,
+    payout: &Payout,
+    policy: &MailPolicy,
+    now_ms: i64,
+) -> Result<usize, StoreError> {
+    let Some(intent) = notify::intent_for(Reached::Payout(payout)) else {
+        return Ok(0);
+    };
+    let mut failure = None;
+    let landlord = matching::landlord_of(payout, |account| {
+        store::landlord_by_bank_account(conn, account)
+            .map_err(|e| failure = Some(e))
+            .ok()
+            .flatten()
+    });
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    let contact = match &landlord {
+        Some(id) => store::landlord_contact(conn, id)?,
+        None => None,
+    };
+    let facts = PayoutFacts {
+        payout,
+        period: payout.period.as_deref().and_then(|p| p.parse().ok()),
+    };
+    let drafts = notify::drafts(intent.kind, contact.as_ref(), policy, |to| {
+        wording::payout_mail(&facts, intent.kind, to, &policy.timezone)
+    });
+    queue_all(conn, &intent.cause, &drafts, now_ms)
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReplaySummary {
+    pub events: usize,
+    pub applied: usize,
+    pub superseded: usize,
+    pub recorded: usize,
+    pub quarantined: usize,
+    pub other_mode: usize,
+    pub mails_queued: usize,
+}
+
+impl ReplaySummary {
+    fn count(&mut self, state: &EventState) {
+        self.events += 1;
+        *match state {
+            EventState::Applied => &mut self.applied,
+            EventState::Superseded => &mut self.superseded,
+            EventState::Recorded => &mut self.recorded,
+            EventState::Quarantined(_) => &mut self.quarantined,
+            EventState::OtherMode => &mut self.other_mode,
+        } += 1;
+    }
+}
+
+/// Replay reads the log in pages of this many events.
+const REPLAY_PAGE: usize = 1000;
+
+/// Re-applies stored events with today's rules, in arrival order, inside the
+/// caller's transaction. With `quarantined_only`, only quarantined events are
+/// retried (as late arrivals: the order rule still decides); otherwise every
+/// derived table is rebuilt from the log and comes out as incremental ingest
+/// built it. Mail goes only for states no mail has announced yet.
+pub fn replay(
+    conn: &Connection,
+    quarantined_only: bool,
+    policy: &IngestPolicy,
+    now_ms: i64,
+) -> Result<ReplaySummary, StoreError> {
+    if !quarantined_only {
+        store::clear_objects(conn)?;
+    }
+    let mut summary = ReplaySummary::default();
+    let mut after = 0;
+    loop {
+        let page = store::events_after(conn, after, quarantined_only, REPLAY_PAGE)?;
+        let Some(&(last, _, _)) = page.last() else {
+            break;
         };
-        for draft in notify::drafts_for_event(effect, contact.as_ref(), policy) {
-            mails += usize::from(store::queue_mail(conn, &event.id, &draft, received_at_ms)?);
+        after = last;
+        for (_, _, body) in page {
+            let event = match wire::parse(body.as_bytes()) {
+                Ok(event) => event,
+                // Stored because it once parsed; a rule that now refuses it leaves it as it was.
+                Err(_) => continue,
+            };
+            let state = decide(
+                &event,
+                stored_version(conn, &event, policy.mode)?,
+                policy.mode,
+            );
+            store::set_event_state(conn, &event.id, &state)?;
+            if let (EventState::Applied, Content::Object(object)) = (&state, &event.content) {
+                summary.mails_queued += reach(conn, &event, object, &policy.mail, now_ms)?;
+            }
+            summary.count(&state);
         }
     }
-    Ok(Outcome::Stored { applied, mails })
+    Ok(summary)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn version(event_created: i64, rank: u8) -> Option<StoredVersion> {
-        Some(StoredVersion {
-            event_created,
-            rank: StatusRank(rank),
-        })
+    fn event(livemode: Option<bool>, status: &str, created: i64) -> Event {
+        let livemode = livemode
+            .map(|l| format!(r#""livemode":{l},"#))
+            .unwrap_or_default();
+        let body = format!(
+            r#"{{"id":"evt_1","type":"payment_request.succeeded",{livemode}"created":{created},"data":{{"object":{{"id":"preq_1","amount":100,"currency":"eur","status":"{status}"}}}}}}"#
+        );
+        wire::parse(body.as_bytes()).unwrap()
+    }
+
+    fn version(created: i64, status: &str) -> Option<Version> {
+        let Content::Object(object) = event(None, status, created).content else {
+            unreachable!()
+        };
+        Some(version_of(&event(None, status, created), &object))
     }
 
     #[test]
-    fn newer_events_win_and_ties_go_to_the_later_status() {
-        assert!(supersedes(None, 5, StatusRank(0)));
-        assert!(
-            supersedes(version(5, 3), 6, StatusRank(0)),
-            "newer created wins even with a lower status"
+    fn mode_quarantine_and_order_decide_the_state() {
+        let live = event(Some(true), "succeeded", 10);
+        let test = event(Some(false), "succeeded", 10);
+        let unsaid = event(None, "succeeded", 10);
+        assert_eq!(decide(&live, None, Mode::Live), EventState::Applied);
+        assert_eq!(
+            decide(&unsaid, None, Mode::Live),
+            EventState::Applied,
+            "no livemode is live"
         );
-        assert!(
-            !supersedes(version(6, 0), 5, StatusRank(3)),
-            "older created never wins"
+        assert_eq!(decide(&test, None, Mode::Live), EventState::OtherMode);
+        assert_eq!(decide(&live, None, Mode::Test), EventState::OtherMode);
+        assert_eq!(decide(&test, None, Mode::Test), EventState::Applied);
+        assert_eq!(decide(&test, None, Mode::Any), EventState::Applied);
+        assert_eq!(
+            decide(&live, version(20, "pending"), Mode::Live),
+            EventState::Superseded
         );
-        assert!(
-            supersedes(version(5, 1), 5, StatusRank(3)),
-            "tie: later status wins"
+        assert_eq!(
+            decide(&live, version(10, "processing"), Mode::Live),
+            EventState::Applied,
+            "a tie goes to the later status"
         );
-        assert!(
-            !supersedes(version(5, 3), 5, StatusRank(1)),
-            "tie: earlier status loses"
-        );
-        assert!(
-            !supersedes(version(5, 3), 5, StatusRank(3)),
-            "same version changes nothing"
-        );
+        let unknown = event(Some(true), "refunded", 10);
+        assert!(matches!(
+            decide(&unknown, None, Mode::Live),
+            EventState::Quarantined(reason) if reason.contains("data.object.status")
+        ));
+        let other = wire::parse(
+            br#"{"id":"e","type":"customer.created","created":1,"data":{"object":{}}}"#,
+        )
+        .unwrap();
+        assert_eq!(decide(&other, None, Mode::Live), EventState::Recorded);
     }
 }

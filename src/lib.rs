@@ -3,12 +3,15 @@
 
 pub mod api;
 pub mod bench;
+pub mod casapay;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod format;
 pub mod ingest;
+pub mod matching;
 pub mod metrics;
 pub mod notify;
 pub mod recon;
@@ -18,4 +21,3 @@ pub mod startup;
 pub mod store;
 pub mod telemetry;
 pub mod trigger;
-pub mod webhook;

@@ -13,6 +13,8 @@ pub const MAIL: &str = "casapay_mail_total";
 pub const OUTBOX_DEPTH: &str = "casapay_outbox_depth";
 pub const LAST_DAILY_REPORT: &str = "casapay_daily_report_last_date_seconds";
 pub const EXCEPTIONS: &str = "casapay_reconciliation_exceptions";
+pub const TYPE_MISMATCH: &str = "casapay_event_type_mismatch_total";
+pub const QUARANTINED: &str = "casapay_quarantined_events";
 
 /// The process-wide recorder, installed on first use (once, however many
 /// services a test process starts).
@@ -47,6 +49,11 @@ pub fn webhook(kind: &str, outcome: &'static str, elapsed: Duration) {
     metrics::histogram!(WEBHOOK_DURATION).record(elapsed.as_secs_f64());
 }
 
+/// An event whose type disagrees with its object's status.
+pub fn type_mismatch(kind: &str) {
+    metrics::counter!(TYPE_MISMATCH, "type" => kind.to_string()).increment(1);
+}
+
 pub fn write_batch(size: usize) {
     metrics::histogram!(WRITE_BATCH_SIZE).record(size as f64);
 }
@@ -59,14 +66,16 @@ pub fn mail(outcome: &'static str, count: usize) {
 /// Gauges that describe the database, set just before a scrape is rendered.
 pub fn set_state(
     outbox_depth: i64,
+    quarantined: i64,
     last_report: Option<jiff::civil::Date>,
-    exceptions: &[(String, usize)],
+    exceptions: &[(&'static str, usize)],
 ) {
     metrics::gauge!(OUTBOX_DEPTH).set(outbox_depth as f64);
+    metrics::gauge!(QUARANTINED).set(quarantined as f64);
     if let Some(date) = last_report.and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok()) {
         metrics::gauge!(LAST_DAILY_REPORT).set(date.timestamp().as_second() as f64);
     }
     for (kind, count) in exceptions {
-        metrics::gauge!(EXCEPTIONS, "kind" => kind.clone()).set(*count as f64);
+        metrics::gauge!(EXCEPTIONS, "kind" => *kind).set(*count as f64);
     }
 }

@@ -10,10 +10,10 @@ use std::str::FromStr;
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::domain::{Currency, Money, Period};
+use crate::domain::{Currency, Money, Period, check_id};
 
 const REQUIRED: [&str; 5] = ["property_id", "landlord_id", "period", "amount", "currency"];
-const OPTIONAL: [&str; 7] = [
+const OPTIONAL: [&str; 8] = [
     "payment_agreement",
     "landlord_email",
     "landlord_name",
@@ -21,8 +21,8 @@ const OPTIONAL: [&str; 7] = [
     "due_date",
     "notify",
     "commission_bps",
+    "bank_account",
 ];
-const MAX_ID_LEN: usize = 255;
 
 /// One rent the manager expects: a property, a month, an amount.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,10 @@ pub struct Landlord {
     pub name: Option<String>,
     pub email: Option<String>,
     pub notify: Option<bool>,
+    /// CasaPay bank account (`ba_…`) payouts to this landlord go to.
+    pub bank_account: Option<String>,
+    /// Line of the CSV that first named it.
+    pub line: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,14 +163,13 @@ impl Row<'_> {
                 self.fail(column, "is empty");
                 None
             }
-            Some(id) if id.len() > MAX_ID_LEN || id.chars().any(char::is_control) => {
-                self.fail(
-                    column,
-                    format!("must be 1 to {MAX_ID_LEN} printable characters"),
-                );
-                None
-            }
-            Some(id) => Some(id.to_string()),
+            Some(id) => match check_id(id) {
+                Ok(()) => Some(id.to_string()),
+                Err(message) => {
+                    self.fail(column, message);
+                    None
+                }
+            },
         }
     }
 
@@ -304,6 +307,7 @@ pub fn parse(input: &[u8]) -> Result<RentRoll, RentRollErrors> {
     let mut properties: HashMap<String, usize> = HashMap::new();
     let mut seen: HashMap<(String, Period), u64> = HashMap::new();
     let mut agreements: HashMap<String, String> = HashMap::new();
+    let mut bank_accounts: HashMap<String, String> = HashMap::new();
 
     for record in reader.records() {
         let record = match record {
@@ -354,6 +358,8 @@ pub fn parse(input: &[u8]) -> Result<RentRoll, RentRollErrors> {
         let due = row.parsed_optional("due_date", parse_due);
         let notify = row.parsed_optional("notify", parse_bool);
         let email = row.parsed_optional("landlord_email", parse_email);
+        let bank_account =
+            row.parsed_optional("bank_account", |t| check_id(t).map(|()| t.to_string()));
         let commission_bps = row
             .parsed_optional("commission_bps", parse_bps)
             .unwrap_or(0);
@@ -383,6 +389,8 @@ pub fn parse(input: &[u8]) -> Result<RentRoll, RentRollErrors> {
                 name: None,
                 email: None,
                 notify: None,
+                bank_account: None,
+                line,
             });
             roll.landlords.len() - 1
         });
@@ -412,6 +420,27 @@ pub fn parse(input: &[u8]) -> Result<RentRoll, RentRollErrors> {
             (None, Some(new)) => landlord.notify = Some(new),
             _ => {}
         }
+
+        if let Some(account) = &bank_account {
+            match bank_accounts.get(account) {
+                Some(owner) if *owner != landlord_id => errors.push(error(
+                    line,
+                    Some("bank_account"),
+                    format!("bank account {account} already belongs to landlord {owner}"),
+                )),
+                _ => {
+                    bank_accounts.insert(account.clone(), landlord_id.clone());
+                }
+            }
+        }
+        reconcile_field(
+            &mut errors,
+            line,
+            "bank_account",
+            "bank account",
+            &mut landlord.bank_account,
+            bank_account,
+        );
 
         let agreement = row.optional("payment_agreement");
         let index = *properties.entry(property_id.clone()).or_insert_with(|| {

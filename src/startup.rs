@@ -9,31 +9,16 @@ use actix_web::{App, HttpServer, web};
 
 use crate::api;
 use crate::config::Settings;
+use crate::domain::Clock;
 use crate::error::ApiError;
+use crate::ingest::IngestPolicy;
 use crate::notify::MailPolicy;
 use crate::notify::delivery::{MailError, Mailer, Transport};
 use crate::report::scheduler::Scheduler;
 use crate::store::{self, Credentials, GeneratedCredential, ReadPool, StoreError, Writer};
-use crate::webhook::routes::receive_webhook;
 
 /// Largest rent roll accepted over HTTP: ample for 100,000 properties × 12 months.
 const RENT_ROLL_LIMIT: usize = 64 * 1024 * 1024;
-
-/// Where "now" comes from. Tests fix it to replay recorded signatures.
-#[derive(Debug, Clone, Copy)]
-pub enum Clock {
-    System,
-    Fixed(jiff::Timestamp),
-}
-
-impl Clock {
-    pub fn now(self) -> jiff::Timestamp {
-        match self {
-            Clock::System => jiff::Timestamp::now(),
-            Clock::Fixed(at) => at,
-        }
-    }
-}
 
 /// What handlers share.
 pub struct AppState {
@@ -43,7 +28,8 @@ pub struct AppState {
     pub max_body: usize,
     pub body_timeout: std::time::Duration,
     pub timezone: jiff::tz::TimeZone,
-    pub mail_policy: Arc<MailPolicy>,
+    /// The mode events must be of, and who hears of what they change.
+    pub ingest: Arc<IngestPolicy>,
     /// Wakes the mail worker when an event queued mail.
     pub mail_wake: Arc<tokio::sync::Notify>,
     pub writer: Writer,
@@ -92,6 +78,17 @@ pub fn open_database(settings: &Settings) -> Result<rusqlite::Connection, Startu
     Ok(conn)
 }
 
+/// How events are applied under these settings.
+pub fn ingest_policy(settings: &Settings) -> IngestPolicy {
+    IngestPolicy {
+        mode: settings.mode,
+        mail: MailPolicy {
+            report_to: settings.report_to.clone(),
+            timezone: settings.timezone.clone(),
+        },
+    }
+}
+
 impl Application {
     pub fn build(settings: &Settings) -> Result<Self, StartupError> {
         Self::build_with_clock(settings, Clock::System)
@@ -133,10 +130,7 @@ impl Application {
             max_body: settings.max_body,
             body_timeout: settings.body_timeout,
             timezone: settings.timezone.clone(),
-            mail_policy: Arc::new(MailPolicy {
-                report_to: settings.report_to.clone(),
-                timezone: settings.timezone.clone(),
-            }),
+            ingest: Arc::new(ingest_policy(settings)),
             mail_wake: Arc::clone(&mail_wake),
             writer,
             reads,
@@ -148,7 +142,8 @@ impl Application {
                     .app_data(web::QueryConfig::default().error_handler(|error, _| {
                         ApiError::InvalidRequest(error.to_string()).into()
                     }))
-                    .route("/webhooks/casapay", web::post().to(receive_webhook))
+                    .wrap(actix_web::middleware::from_fn(api::log_request))
+                    .route("/webhooks/casapay", web::post().to(api::receive_webhook))
                     .route("/healthz", web::get().to(api::healthz))
                     .route("/readyz", web::get().to(api::readyz))
                     .route("/metrics", web::get().to(api::get_metrics))

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::domain::{Money, Period, Secret};
-use crate::webhook::signature;
+use crate::casapay::signature;
+use crate::domain::{Mode, Money, Period, Secret};
 
 /// What the sample event is about.
 #[derive(Debug, Clone)]
@@ -16,6 +16,15 @@ pub struct Sample {
     pub amount: Money,
     pub object_id: Option<String>,
     pub payment_agreement: Option<String>,
+    /// Live events for a live deployment; test events otherwise (SPEC §3 Mode).
+    pub livemode: bool,
+}
+
+impl Sample {
+    /// The `livemode` a deployment in `mode` reconciles.
+    pub fn livemode_for(mode: Mode) -> bool {
+        mode == Mode::Live
+    }
 }
 
 fn random_id(prefix: &str) -> String {
@@ -40,7 +49,7 @@ impl Sample {
             };
             let retrying = action == "retrying";
             let failed = retrying || action == "failed";
-            json!({
+            let mut object = json!({
                 "id": self.object_id.clone().unwrap_or_else(|| random_id("preq_")),
                 "object": "payment_request",
                 "payment_agreement": self.payment_agreement.clone().unwrap_or_else(|| format!("pa_{}", self.property_id)),
@@ -48,14 +57,21 @@ impl Sample {
                 "currency": currency,
                 "description": format!("Rent {} {}", self.property_id, self.period),
                 "status": status,
-                "payment_method_used": "sepa_debit",
-                "failure_reason": if failed { json!("insufficient_funds") } else { Value::Null },
-                "attempts": if failed { 1 } else { 0 },
-                "next_retry_at": if retrying { json!(now + 3 * 86_400) } else { Value::Null },
+                "payment_method_used": "direct_debit",
+                "attempts": match action { "created" => 0, "failed" => 3, _ => 1 },
+                "next_retry_at": Value::Null,
                 "metadata": {"property_id": self.property_id, "period": self.period.to_string()},
                 "created": now,
-                "livemode": false,
-            })
+                "livemode": self.livemode,
+            });
+            if failed {
+                object["failure_reason"] = json!("insufficient_funds");
+            }
+            if retrying {
+                // CasaPay's schedule: attempt 2 comes 24 h after the first failure.
+                object["next_retry_at"] = json!(now + 86_400);
+            }
+            object
         } else if let Some(action) = self.event_type.strip_prefix("payout.") {
             let status = match action {
                 "paid" => "paid",
@@ -77,7 +93,7 @@ impl Sample {
                 "failure_message": if failed { json!("The bank account has been closed.") } else { Value::Null },
                 "metadata": {"landlord_id": self.landlord_id, "period": self.period.to_string()},
                 "created": now,
-                "livemode": false,
+                "livemode": self.livemode,
             })
         } else {
             json!({"id": self.object_id.clone().unwrap_or_else(|| random_id("obj_"))})
@@ -87,7 +103,7 @@ impl Sample {
             "object": "event",
             "type": self.event_type,
             "created": now,
-            "livemode": false,
+            "livemode": self.livemode,
             "api_version": "2025-01-01",
             "data": {"object": object},
         })
@@ -118,8 +134,9 @@ pub async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::casapay::event;
     use crate::domain::Currency;
-    use crate::webhook::event::{self, Effect};
+    use crate::domain::{Content, Object};
 
     fn sample(event_type: &str) -> Sample {
         Sample {
@@ -130,6 +147,7 @@ mod tests {
             amount: Money::new(120000, Currency::parse("eur").unwrap()).unwrap(),
             object_id: None,
             payment_agreement: None,
+            livemode: true,
         }
     }
 
@@ -149,15 +167,34 @@ mod tests {
         ] {
             let parsed = event::parse(sample(kind).to_json(1_700_000_000).as_bytes()).unwrap();
             assert_eq!(parsed.kind, kind);
-            assert!(parsed.effect.is_some(), "{kind} has no effect");
+            assert!(
+                matches!(parsed.content, Content::Object(_)),
+                "{kind} has no effect"
+            );
+            assert!(
+                !event::type_disagrees(&parsed),
+                "{kind} says what it carries"
+            );
+            assert_eq!(parsed.livemode, Some(true));
         }
         let retrying =
             event::parse(sample("payment_request.retrying").to_json(10).as_bytes()).unwrap();
-        let Some(Effect::PaymentRequest(_, pr)) = retrying.effect else {
+        let Content::Object(object) = retrying.content else {
             panic!()
         };
-        assert_eq!(pr.next_retry_at, Some(10 + 3 * 86_400));
+        let Object::PaymentRequest(pr) = *object else {
+            panic!()
+        };
+        assert_eq!(pr.next_retry_at, Some(10 + 86_400));
+        assert_eq!(pr.attempts, Some(1));
+        assert_eq!(pr.failure_reason.as_deref(), Some("insufficient_funds"));
+        let succeeded =
+            event::parse(sample("payment_request.succeeded").to_json(10).as_bytes()).unwrap();
+        assert!(
+            !succeeded.body.contains("failure_reason"),
+            "failure_reason only on failure"
+        );
         let other = event::parse(sample("customer.updated").to_json(10).as_bytes()).unwrap();
-        assert!(other.effect.is_none());
+        assert_eq!(other.content, Content::NoEffect);
     }
 }

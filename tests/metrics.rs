@@ -5,7 +5,7 @@
 #[path = "api/helpers.rs"]
 mod helpers;
 
-use casapay_recon::startup::Clock;
+use casapay_recon::domain::Clock;
 use helpers::{event_with, expect_json, request, spawn_app_with};
 
 fn metric(text: &str, name_and_labels: &str) -> Option<f64> {

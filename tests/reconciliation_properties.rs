@@ -8,12 +8,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use casapay_recon::domain::{Currency, Money, PaymentRequestStatus, PayoutStatus, Period};
-use casapay_recon::recon::rules::{self, DisbursementStatus, LineStatus, MatchedRequest};
-use casapay_recon::recon::{ExpectedRow, PayoutRow, PeriodData, RequestRow, reconcile};
+use casapay_recon::domain::{
+    Currency, DisbursementStatus, ExpectedRent, LineStatus, Money, PaymentRequest,
+    PaymentRequestStatus, Payout, PayoutStatus, Period, PropertyRent, StoredPayout, StoredRequest,
+    Version,
+};
+use casapay_recon::recon::{reconcile, rules};
+use casapay_recon::store::PeriodData;
+use jiff::tz::TimeZone;
 use proptest::prelude::*;
 
 const PERIOD: &str = "2025-03";
+/// 2025-03-01T00:00:00Z: requests are created in the period's month.
+const MARCH: i64 = 1_740_787_200;
 
 fn currency(eur: bool) -> Currency {
     Currency::parse(if eur { "eur" } else { "gbp" }).unwrap()
@@ -36,10 +43,11 @@ fn payout_status(index: u8) -> PayoutStatus {
 }
 
 prop_compose! {
-    fn expected_line(index: usize)(amount in 2_i64..2_000_000, eur in any::<bool>(), day in 1_i8..29, bps in 0_u32..2_000) -> ExpectedRow {
-        ExpectedRow {
+    fn expected_line(index: usize)(amount in 2_i64..2_000_000, eur in any::<bool>(), day in 1_i8..29, bps in 0_u32..2_000) -> ExpectedRent {
+        ExpectedRent {
             property_id: format!("prop_{index}"),
             landlord_id: format!("ll_{}", index % 3),
+            period: PERIOD.parse().unwrap(),
             amount: Money::new(amount, currency(eur)).unwrap(),
             due_date: PERIOD.parse::<Period>().unwrap().day(day),
             commission_bps: bps,
@@ -73,27 +81,54 @@ fn plan() -> impl Strategy<Value = Plan> {
     ]
 }
 
-fn succeeded(id: String, amount: i64, currency: Currency, created: i64) -> MatchedRequest {
-    MatchedRequest {
+fn request(
+    id: String,
+    amount: i64,
+    currency: Currency,
+    status: PaymentRequestStatus,
+    created: i64,
+) -> StoredRequest {
+    StoredRequest {
+        request: PaymentRequest {
+            id,
+            payment_agreement: None,
+            amount: Money::new(amount, currency).unwrap(),
+            status,
+            failure_reason: None,
+            attempts: None,
+            next_retry_at: None,
+            payment_method_used: None,
+            property_id: None,
+            period: Some(PERIOD.to_string()),
+            description: None,
+            created: MARCH + created,
+        },
+        version: Version {
+            created: MARCH + created,
+            rank: status.rank(),
+        },
+        set_by_retrying_event: false,
+    }
+}
+
+fn succeeded(id: String, amount: i64, currency: Currency, created: i64) -> StoredRequest {
+    request(
         id,
         amount,
         currency,
-        status: PaymentRequestStatus::Succeeded,
-        next_retry_at: None,
-        failure_reason: None,
+        PaymentRequestStatus::Succeeded,
         created,
-        event_created: created,
-    }
+    )
 }
 
 /// The requests a plan produces for `line`, identified by property or, when
 /// `by_agreement` and the line has one, by agreement only.
 fn planned_requests(
-    line: &ExpectedRow,
+    line: &ExpectedRent,
     plan: Plan,
     by_agreement: bool,
     random: (u8, bool, i64),
-) -> Vec<RequestRow> {
+) -> Vec<StoredRequest> {
     let amount = line.amount.minor();
     let currency = line.amount.currency();
     let other = if currency.code() == "eur" {
@@ -118,48 +153,84 @@ fn planned_requests(
         Plan::Random => {
             let (state, retry, created) = random;
             let status = status(state);
-            vec![MatchedRequest {
-                status,
-                next_retry_at: (retry && status == PaymentRequestStatus::Processing)
-                    .then_some(1_000),
-                ..succeeded(id(0), amount, currency, created)
-            }]
+            let mut random = request(id(0), amount, currency, status, created);
+            random.set_by_retrying_event = retry;
+            vec![random]
         }
     };
     let agreement = line.payment_agreement.clone().filter(|_| by_agreement);
     requests
         .into_iter()
-        .map(|request| RequestRow {
-            request,
-            property_id: agreement.is_none().then(|| line.property_id.clone()),
-            payment_agreement: agreement.clone(),
-            period: Some(PERIOD.to_string()),
+        .map(|mut stored| {
+            stored.request.property_id = agreement.is_none().then(|| line.property_id.clone());
+            stored.request.payment_agreement = agreement.clone();
+            stored
         })
         .collect()
 }
 
 prop_compose! {
-    /// A request that may match nothing: an unknown property or no period.
-    fn stray_request()(n in 0_usize..1000, known in any::<bool>(), dated in any::<bool>(), state in any::<u8>(), amount in 1_i64..2_000_000) -> RequestRow {
-        RequestRow {
-            request: MatchedRequest { status: status(state), ..succeeded(format!("preq_stray_{n}"), amount, currency(true), 3) },
-            property_id: Some(if known { "prop_0".to_string() } else { format!("prop_unknown_{n}") }),
-            payment_agreement: None,
-            period: dated.then(|| "2025-02".to_string()),
+    /// A request that may match nothing: an unknown property, another period,
+    /// or no period at all (bulk-created), found by its creation date.
+    fn stray_request()(n in 0_usize..1000, known in any::<bool>(), dating in 0_u8..3, state in any::<u8>(), amount in 1_i64..2_000_000, day in 0_i64..28) -> StoredRequest {
+        let mut stray = request(format!("preq_stray_{n}"), amount, currency(true), status(state), day * 86_400);
+        stray.request.property_id = Some(if known { "prop_0".to_string() } else { format!("prop_unknown_{n}") });
+        stray.request.period = match dating {
+            0 => Some("2025-02".to_string()),
+            1 => Some(PERIOD.to_string()),
+            _ => None,
+        };
+        stray
+    }
+}
+
+/// How a payout names its landlord and period.
+#[derive(Debug, Clone, Copy)]
+enum PayoutShape {
+    Complete,
+    NoPeriod,
+    ByBankAccount,
+    Unknown,
+}
+
+prop_compose! {
+    fn payout(n: usize)(landlord in 0_usize..3, amount in 1_i64..2_000_000, eur in any::<bool>(), state in any::<u8>(), shape in 0_u8..4) -> StoredPayout {
+        let shape = [PayoutShape::Complete, PayoutShape::NoPeriod, PayoutShape::ByBankAccount, PayoutShape::Unknown][usize::from(shape)];
+        let status = payout_status(state);
+        StoredPayout {
+            payout: Payout {
+                id: format!("po_{n}"),
+                amount: Money::new(amount, currency(eur)).unwrap(),
+                status,
+                destination: match shape {
+                    PayoutShape::ByBankAccount => Some(format!("ba_{landlord}")),
+                    PayoutShape::Unknown => Some("ba_nobody".to_string()),
+                    _ => None,
+                },
+                arrival_date: None,
+                failure_reason: None,
+                failure_code: None,
+                failure_message: None,
+                landlord_id: matches!(shape, PayoutShape::Complete | PayoutShape::NoPeriod).then(|| format!("ll_{landlord}")),
+                period: (!matches!(shape, PayoutShape::NoPeriod)).then(|| PERIOD.to_string()),
+                description: None,
+                created: MARCH + 86_400,
+            },
+            version: Version { created: MARCH + 86_400, rank: status.rank() },
         }
     }
 }
 
-prop_compose! {
-    fn payout(n: usize)(landlord in 0_usize..3, amount in 1_i64..2_000_000, eur in any::<bool>(), state in any::<u8>()) -> PayoutRow {
-        PayoutRow {
-            id: format!("po_{n}"),
-            amount,
-            currency: currency(eur),
-            status: payout_status(state),
-            landlord_id: format!("ll_{landlord}"),
-        }
-    }
+/// The landlord a payout belongs to, by the rule written out again here.
+fn payout_landlord(payout: &Payout) -> Option<String> {
+    payout.landlord_id.clone().or_else(|| {
+        payout
+            .destination
+            .as_deref()
+            .and_then(|d| d.strip_prefix("ba_"))
+            .filter(|n| *n != "nobody")
+            .map(|n| format!("ll_{n}"))
+    })
 }
 
 fn period_data() -> impl Strategy<Value = PeriodData> {
@@ -179,7 +250,7 @@ fn period_data() -> impl Strategy<Value = PeriodData> {
             (lines, plans, strays, payouts)
         })
         .prop_map(|(expected, plans, strays, payouts)| {
-            let mut requests: Vec<RequestRow> = expected
+            let mut requests: Vec<StoredRequest> = expected
                 .iter()
                 .zip(plans)
                 .flat_map(|(line, (plan, by_agreement, random))| {
@@ -187,17 +258,44 @@ fn period_data() -> impl Strategy<Value = PeriodData> {
                 })
                 .collect();
             requests.extend(strays);
+            let properties = expected
+                .iter()
+                .map(|line| {
+                    (
+                        line.property_id.clone(),
+                        PropertyRent {
+                            property_id: line.property_id.clone(),
+                            landlord_id: line.landlord_id.clone(),
+                            property_name: None,
+                            due_dates: vec![(line.period, line.due_date)],
+                        },
+                    )
+                })
+                .collect();
+            let agreements = expected
+                .iter()
+                .filter_map(|l| Some((l.payment_agreement.clone()?, l.property_id.clone())))
+                .collect();
+            let bank_accounts = (0..3)
+                .map(|n| (format!("ba_{n}"), format!("ll_{n}")))
+                .collect();
             PeriodData {
                 expected,
                 requests,
+                properties,
+                agreements,
                 payouts,
+                bank_accounts,
             }
         })
 }
 
-/// The matching rule, written independently of the code under test.
-fn matches(line: &ExpectedRow, request: &RequestRow, lines: &[ExpectedRow]) -> bool {
-    if request.period.as_deref() != Some(PERIOD) {
+/// The matching rule, written independently of the code under test. Every
+/// request here is created in March, within 45 days of every March due date,
+/// so an undated request with a known property matches its March line.
+fn matches(line: &ExpectedRent, stored: &StoredRequest, lines: &[ExpectedRent]) -> bool {
+    let request = &stored.request;
+    if request.period.as_deref().is_some_and(|p| p != PERIOD) {
         return false;
     }
     let known = |id: &str| lines.iter().any(|l| l.property_id == id);
@@ -210,6 +308,10 @@ fn matches(line: &ExpectedRow, request: &RequestRow, lines: &[ExpectedRow]) -> b
     }
 }
 
+fn is_succeeded(stored: &StoredRequest) -> bool {
+    stored.request.status == PaymentRequestStatus::Succeeded
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -218,21 +320,21 @@ proptest! {
         let period: Period = PERIOD.parse().unwrap();
         let as_of = period.day(day);
         let input = data.clone();
-        let r = reconcile(period, as_of, data, None);
+        let r = reconcile(period, as_of, &TimeZone::UTC, &data, None);
 
         let mut totals: HashMap<String, (i64, i64, i64)> = HashMap::new();
         let mut groups: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
         for line in &r.lines {
             let row = input.expected.iter().find(|e| e.property_id == line.property_id).unwrap();
-            let matched: Vec<&RequestRow> = input
+            let matched: Vec<&StoredRequest> = input
                 .requests
                 .iter()
                 .filter(|q| matches(row, q, &input.expected))
                 .collect();
             let collected: i64 = matched
                 .iter()
-                .filter(|q| q.request.status == PaymentRequestStatus::Succeeded && q.request.currency == line.currency)
-                .map(|q| q.request.amount)
+                .filter(|q| is_succeeded(q) && q.request.amount.currency() == line.currency)
+                .map(|q| q.request.amount.minor())
                 .sum();
             prop_assert_eq!(line.collected, collected);
             prop_assert_eq!(line.outstanding, (line.expected - collected).max(0));
@@ -241,7 +343,7 @@ proptest! {
                 LineStatus::Paid => prop_assert_eq!(collected, line.expected),
                 LineStatus::Overpaid => prop_assert!(collected > line.expected),
                 LineStatus::Partial => prop_assert!(collected > 0 && collected < line.expected),
-                LineStatus::CurrencyMismatch => prop_assert!(matched.iter().any(|q| q.request.status == PaymentRequestStatus::Succeeded && q.request.currency != line.currency)),
+                LineStatus::CurrencyMismatch => prop_assert!(matched.iter().any(|q| is_succeeded(q) && q.request.amount.currency() != line.currency)),
                 LineStatus::Unpaid => prop_assert!(matched.is_empty() && as_of <= line.due_date),
                 LineStatus::Overdue => prop_assert!(matched.is_empty() && as_of > line.due_date),
                 _ => prop_assert!(collected < line.expected && !matched.is_empty()),
@@ -264,16 +366,22 @@ proptest! {
             prop_assert_eq!((total.expected, total.collected, total.outstanding), (expected, collected, outstanding));
         }
 
-        for payout in &input.payouts {
-            groups.entry((payout.landlord_id.clone(), payout.currency.code())).or_default();
+        let grouped: Vec<(String, &Payout)> = input
+            .payouts
+            .iter()
+            .filter(|p| p.payout.period.is_some())
+            .filter_map(|p| Some((payout_landlord(&p.payout)?, &p.payout)))
+            .collect();
+        for (landlord, payout) in &grouped {
+            groups.entry((landlord.clone(), payout.amount.currency().code())).or_default();
         }
         prop_assert_eq!(r.payouts.len(), groups.len());
         for group in &r.payouts {
             let (collected, commission) = groups[&(group.landlord_id.clone(), group.currency.code())];
             let sum = |wanted: &[PayoutStatus]| -> i64 {
-                input.payouts.iter()
-                    .filter(|p| p.landlord_id == group.landlord_id && p.currency == group.currency && wanted.contains(&p.status))
-                    .map(|p| p.amount)
+                grouped.iter()
+                    .filter(|(landlord, p)| *landlord == group.landlord_id && p.amount.currency() == group.currency && wanted.contains(&p.status))
+                    .map(|(_, p)| p.amount.minor())
                     .sum()
             };
             prop_assert_eq!(group.collected, collected);
@@ -291,12 +399,17 @@ proptest! {
         let paid_out: i64 = r.payouts.iter().map(|p| p.paid_out).sum();
         prop_assert_eq!(r.totals.iter().map(|t| t.paid_out).sum::<i64>(), paid_out);
 
+        let listed_here = |q: &&StoredRequest| q.request.period.as_deref().is_none_or(|p| p == PERIOD);
         let unmatched = input.requests
             .iter()
-            .filter(|q| q.request.status == PaymentRequestStatus::Succeeded)
+            .filter(listed_here)
             .filter(|q| !input.expected.iter().any(|line| matches(line, q, &input.expected)))
             .count();
         prop_assert_eq!(r.unmatched.len(), unmatched);
+        let unallocated = input.payouts.iter().filter(|p| p.payout.period.is_none() && payout_landlord(&p.payout).is_some()).count();
+        prop_assert_eq!(r.unallocated_payouts.len(), unallocated);
+        let no_landlord = input.payouts.iter().filter(|p| payout_landlord(&p.payout).is_none()).count();
+        prop_assert_eq!(r.unmatched_payouts.len(), no_landlord);
     }
 
     /// Every plan reaches the status it is built for.
@@ -311,8 +424,19 @@ proptest! {
             (Plan::OtherCurrency, LineStatus::CurrencyMismatch),
         ] {
             let requests = planned_requests(&line, plan, by_agreement, (0, false, 0));
-            let data = PeriodData { expected: vec![line.clone()], requests, payouts: vec![] };
-            let r = reconcile(period, period.day(day), data, None);
+            let data = PeriodData {
+                properties: HashMap::from([(line.property_id.clone(), PropertyRent {
+                    property_id: line.property_id.clone(),
+                    landlord_id: line.landlord_id.clone(),
+                    property_name: None,
+                    due_dates: vec![(line.period, line.due_date)],
+                })]),
+                agreements: line.payment_agreement.iter().map(|a| (a.clone(), line.property_id.clone())).collect(),
+                expected: vec![line.clone()],
+                requests,
+                ..PeriodData::default()
+            };
+            let r = reconcile(period, period.day(day), &TimeZone::UTC, &data, None);
             prop_assert_eq!(r.lines[0].status, status, "{:?}", plan);
         }
     }

@@ -1,7 +1,7 @@
 //! Event JSON → domain types: never panics; an accepted event keeps its body.
 #![no_main]
 
-use casapay_recon::webhook::event;
+use casapay_recon::casapay::event;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use casapay_recon::domain::Secret;
-use casapay_recon::webhook::signature;
+use casapay_recon::casapay::signature;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -8,9 +8,10 @@ use serde::Deserialize;
 use super::auth::DashboardAdmin;
 use crate::domain::Period;
 use crate::error::ApiError;
-use crate::recon::render::{HtmlLine, html_lines, money};
+use crate::format::money;
+use crate::recon::render::{HtmlLine, html_lines};
 use crate::recon::{self, Reconciliation};
-use crate::report::{self, render::ExceptionRow};
+use crate::report::render::ExceptionRow;
 use crate::startup::AppState;
 use crate::store::StoreError;
 
@@ -88,7 +89,7 @@ pub async fn dashboard(
         as_of: reconciliation.as_of.clone(),
         chart_height: (chart.len() as u32 * 64).max(64),
         chart,
-        exceptions: report::exceptions_of(&reconciliation)
+        exceptions: recon::exceptions_of(&reconciliation)
             .iter()
             .map(ExceptionRow::from)
             .collect(),

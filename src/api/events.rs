@@ -1,13 +1,14 @@
-//! `GET /api/events?type=&limit=&starting_after=`: stored events, newest first.
+//! `GET /api/events?type=&state=&limit=&starting_after=`: stored events, newest first.
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::Admin;
+use crate::domain::EventState;
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::store::{self, StoreError};
+use crate::store::{self, EventFilter, StoreError};
 
 const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 100;
@@ -30,18 +31,48 @@ impl TryFrom<String> for Limit {
     }
 }
 
+/// An event state to filter on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct StateFilter(String);
+
+impl TryFrom<String> for StateFilter {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        if EventState::NAMES.contains(&text.as_str()) {
+            Ok(StateFilter(text))
+        } else {
+            Err(format!(
+                "state: `{text}` is not one of {}",
+                EventState::NAMES.join(", ")
+            ))
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct EventsQuery {
     #[serde(rename = "type")]
     kind: Option<String>,
+    state: Option<StateFilter>,
     limit: Option<Limit>,
     starting_after: Option<String>,
+}
+
+/// Each listed event's state, beside `data` (which holds the events exactly as received).
+#[derive(Serialize)]
+struct EventStateEntry {
+    id: String,
+    state: String,
+    reason: Option<String>,
 }
 
 #[derive(Serialize)]
 struct EventList {
     object: &'static str,
     data: Vec<Box<RawValue>>,
+    states: Vec<EventStateEntry>,
     has_more: bool,
 }
 
@@ -52,6 +83,7 @@ pub async fn list_events(
 ) -> Result<HttpResponse, ApiError> {
     let EventsQuery {
         kind,
+        state: wanted,
         limit,
         starting_after,
     } = query.into_inner();
@@ -65,18 +97,29 @@ pub async fn list_events(
             })?),
             None => None,
         };
-        Ok(store::list_events(&conn, kind.as_deref(), limit, after)?)
+        let filter = EventFilter {
+            kind: kind.as_deref(),
+            state: wanted.as_ref().map(|StateFilter(s)| s.as_str()),
+        };
+        Ok(store::list_events(&conn, filter, limit, after)?)
     })
     .await??;
-    let data = page
-        .bodies
-        .into_iter()
-        .map(RawValue::from_string)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::InvalidRequest(format!("stored event is not JSON: {e}")))?;
+    let mut data = Vec::with_capacity(page.events.len());
+    let mut states = Vec::with_capacity(page.events.len());
+    for event in page.events {
+        data.push(RawValue::from_string(event.body).map_err(|e| {
+            StoreError::Corrupt(format!("stored event {} is not JSON: {e}", event.id))
+        })?);
+        states.push(EventStateEntry {
+            id: event.id,
+            state: event.state,
+            reason: event.reason,
+        });
+    }
     Ok(HttpResponse::Ok().json(EventList {
         object: "list",
         data,
+        states,
         has_more: page.has_more,
     }))
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::Admin;
 use crate::domain::Period;
 use crate::error::ApiError;
+use crate::format::Format;
 use crate::recon::{self, render};
 use crate::startup::AppState;
 use crate::store::StoreError;
@@ -15,7 +16,7 @@ use crate::store::StoreError;
 pub struct ReconciliationQuery {
     period: String,
     landlord_id: Option<String>,
-    format: Option<render::Format>,
+    format: Option<Format>,
     as_of: Option<String>,
 }
 
@@ -35,7 +36,7 @@ pub async fn get_reconciliation(
         })?,
         None => state.clock.now().to_zoned(state.timezone.clone()).date(),
     };
-    let format = query.format.unwrap_or(render::Format::Json);
+    let format = query.format.unwrap_or(Format::Json);
     let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
     let landlord = query.landlord_id;
     let body = web::block(move || -> Result<String, ApiError> {

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::Admin;
 use crate::error::ApiError;
-use crate::recon::render::Format;
+use crate::format::Format;
 use crate::report::{self, render::render_report};
 use crate::startup::AppState;
 use crate::store::StoreError;

@@ -49,6 +49,47 @@ impl Period {
         }
     }
 
+    pub fn previous(self) -> Self {
+        if self.month == 1 {
+            Self {
+                year: self.year - 1,
+                month: 12,
+            }
+        } else {
+            Self {
+                year: self.year,
+                month: self.month - 1,
+            }
+        }
+    }
+
+    /// The month `months` after (or, negative, before) this one.
+    pub fn shifted(self, months: i32) -> Self {
+        let mut period = self;
+        for _ in 0..months.unsigned_abs() {
+            period = if months > 0 {
+                period.next()
+            } else {
+                period.previous()
+            };
+        }
+        period
+    }
+
+    /// Unix seconds when this month starts in `timezone`.
+    pub fn start_in(self, timezone: &jiff::tz::TimeZone) -> i64 {
+        self.day(1)
+            .to_zoned(timezone.clone())
+            .map_or(i64::MIN, |z| z.timestamp().as_second())
+    }
+
+    /// The month an instant falls in, in `timezone`.
+    pub fn of_instant(unix_seconds: i64, timezone: &jiff::tz::TimeZone) -> Option<Self> {
+        jiff::Timestamp::from_second(unix_seconds)
+            .ok()
+            .map(|t| Self::of_date(t.to_zoned(timezone.clone()).date()))
+    }
+
     /// The given day of this month, clamped to its last day.
     pub fn day(self, day: i8) -> Date {
         let first = Date::new(self.year, self.month, 1).expect("a valid period has a first day");
@@ -97,6 +138,14 @@ impl FromStr for Period {
             month.parse().map_err(|_| bad())?,
         )
         .ok_or_else(bad)
+    }
+}
+
+/// Query parameters and config values parse with the same message as everywhere.
+impl<'de> serde::Deserialize<'de> for Period {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// pending < processing < in_transit < any final status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StatusRank(pub u8);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +84,150 @@ impl PayoutStatus {
             Self::Paid => "paid",
             Self::Failed => "failed",
             Self::Canceled => "canceled",
+        }
+    }
+}
+
+/// A reconciliation line's status (SPEC §5): the first that holds, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineStatus {
+    Paid,
+    Overpaid,
+    CurrencyMismatch,
+    Retrying,
+    Pending,
+    Partial,
+    Failed,
+    Cancelled,
+    Overdue,
+    Unpaid,
+}
+
+impl LineStatus {
+    pub const ALL: [LineStatus; 10] = [
+        LineStatus::Paid,
+        LineStatus::Overpaid,
+        LineStatus::CurrencyMismatch,
+        LineStatus::Retrying,
+        LineStatus::Pending,
+        LineStatus::Partial,
+        LineStatus::Failed,
+        LineStatus::Cancelled,
+        LineStatus::Overdue,
+        LineStatus::Unpaid,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineStatus::Paid => "paid",
+            LineStatus::Overpaid => "overpaid",
+            LineStatus::CurrencyMismatch => "currency_mismatch",
+            LineStatus::Retrying => "retrying",
+            LineStatus::Pending => "pending",
+            LineStatus::Partial => "partial",
+            LineStatus::Failed => "failed",
+            LineStatus::Cancelled => "cancelled",
+            LineStatus::Overdue => "overdue",
+            LineStatus::Unpaid => "unpaid",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// The exception a line in this status raises, if it needs a person.
+    /// A stalled retry is told apart by the caller (it needs the date).
+    pub fn exception(self) -> Option<ExceptionKind> {
+        Some(match self {
+            LineStatus::Failed => ExceptionKind::Failed,
+            LineStatus::Retrying => ExceptionKind::Retrying,
+            LineStatus::Partial => ExceptionKind::Partial,
+            LineStatus::Overpaid => ExceptionKind::Overpaid,
+            LineStatus::CurrencyMismatch => ExceptionKind::CurrencyMismatch,
+            LineStatus::Overdue => ExceptionKind::Overdue,
+            _ => return None,
+        })
+    }
+}
+
+/// A landlord's payout status for a period and currency (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisbursementStatus {
+    Disbursed,
+    OverDisbursed,
+    InTransit,
+    PayoutFailed,
+    PartiallyDisbursed,
+    NotDisbursed,
+}
+
+impl DisbursementStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisbursementStatus::Disbursed => "disbursed",
+            DisbursementStatus::OverDisbursed => "over_disbursed",
+            DisbursementStatus::InTransit => "in_transit",
+            DisbursementStatus::PayoutFailed => "payout_failed",
+            DisbursementStatus::PartiallyDisbursed => "partially_disbursed",
+            DisbursementStatus::NotDisbursed => "not_disbursed",
+        }
+    }
+}
+
+/// What the daily report lists as needing a person (SPEC §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExceptionKind {
+    Failed,
+    Retrying,
+    RetryStalled,
+    Partial,
+    Overpaid,
+    CurrencyMismatch,
+    Overdue,
+    Unmatched,
+    PayoutFailed,
+    UnallocatedPayout,
+    UnmatchedPayout,
+    QuarantinedEvent,
+    UndeliverableMail,
+}
+
+impl ExceptionKind {
+    pub const ALL: [ExceptionKind; 13] = [
+        ExceptionKind::Failed,
+        ExceptionKind::Retrying,
+        ExceptionKind::RetryStalled,
+        ExceptionKind::Partial,
+        ExceptionKind::Overpaid,
+        ExceptionKind::CurrencyMismatch,
+        ExceptionKind::Overdue,
+        ExceptionKind::Unmatched,
+        ExceptionKind::PayoutFailed,
+        ExceptionKind::UnallocatedPayout,
+        ExceptionKind::UnmatchedPayout,
+        ExceptionKind::QuarantinedEvent,
+        ExceptionKind::UndeliverableMail,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExceptionKind::Failed => "failed",
+            ExceptionKind::Retrying => "retrying",
+            ExceptionKind::RetryStalled => "retry_stalled",
+            ExceptionKind::Partial => "partial",
+            ExceptionKind::Overpaid => "overpaid",
+            ExceptionKind::CurrencyMismatch => "currency_mismatch",
+            ExceptionKind::Overdue => "overdue",
+            ExceptionKind::Unmatched => "unmatched",
+            ExceptionKind::PayoutFailed => "payout_failed",
+            ExceptionKind::UnallocatedPayout => "unallocated_payout",
+            ExceptionKind::UnmatchedPayout => "unmatched_payout",
+            ExceptionKind::QuarantinedEvent => "quarantined_event",
+            ExceptionKind::UndeliverableMail => "undeliverable_mail",
         }
     }
 }

@@ -1,13 +1,17 @@
-//! E-mail to landlords and operations (SPEC §7): which mails an event causes
-//! (pure), how they read (templates), and their delivery (worker).
+//! E-mail to landlords and operations (SPEC §7): which message an object
+//! state announces and the cause that sends it once (pure), what it says
+//! ([`wording`]), how it renders (templates), and its delivery (worker).
 
 pub mod delivery;
+pub mod wording;
 
 use askama::Template;
 use jiff::tz::TimeZone;
 
-use crate::domain::Period;
-use crate::webhook::event::{Effect, PaymentRequestAction, PayoutAction};
+use crate::domain::{
+    LandlordContact, MailDraft, MailKind, PaymentRequestStatus, Payout, PayoutStatus, StoredRequest,
+};
+use crate::recon::rules;
 
 /// Who else gets mail, and the zone dates are shown in.
 #[derive(Debug, Clone)]
@@ -17,70 +21,53 @@ pub struct MailPolicy {
     pub timezone: TimeZone,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MailKind {
-    RentReceived,
-    CollectionRetrying,
-    CollectionFailed,
-    PayoutPaid,
-    PayoutFailed,
-    DailyReport,
+/// An object state just reached (by an event, a sync or a replay).
+#[derive(Debug, Clone, Copy)]
+pub enum Reached<'a> {
+    Request(&'a StoredRequest),
+    Payout(&'a Payout),
 }
 
-impl MailKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MailKind::RentReceived => "rent_received",
-            MailKind::CollectionRetrying => "collection_retrying",
-            MailKind::CollectionFailed => "collection_failed",
-            MailKind::PayoutPaid => "payout_paid",
-            MailKind::PayoutFailed => "payout_failed",
-            MailKind::DailyReport => "daily_report",
-        }
-    }
-
-    /// The mail an event type causes, if any.
-    pub fn of(effect: &Effect) -> Option<Self> {
-        match effect {
-            Effect::PaymentRequest(PaymentRequestAction::Succeeded, _) => {
-                Some(MailKind::RentReceived)
-            }
-            Effect::PaymentRequest(PaymentRequestAction::Retrying, _) => {
-                Some(MailKind::CollectionRetrying)
-            }
-            Effect::PaymentRequest(PaymentRequestAction::Failed, _) => {
-                Some(MailKind::CollectionFailed)
-            }
-            Effect::Payout(PayoutAction::Paid, _) => Some(MailKind::PayoutPaid),
-            Effect::Payout(PayoutAction::Failed, _) => Some(MailKind::PayoutFailed),
-            _ => None,
-        }
-    }
-
-    /// Failures are copied to operations.
-    fn copies_operations(self) -> bool {
-        matches!(self, MailKind::CollectionFailed | MailKind::PayoutFailed)
-    }
-}
-
-/// The landlord an object belongs to, from the rent roll.
+/// The message a state announces, and its cause: the object and state, so
+/// that each message goes at most once per object and state (once per
+/// attempt for retries), whatever reports that state and how often.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LandlordContact {
-    pub name: Option<String>,
-    pub email: Option<String>,
-    pub notify: bool,
-    /// For PaymentRequests: the property's name, when the rent roll gives one.
-    pub property_name: Option<String>,
-}
-
-/// A rendered mail for one recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailDraft {
+pub struct MailIntent {
     pub kind: MailKind,
-    pub recipient: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
+    pub cause: String,
+}
+
+pub fn intent_for(reached: Reached<'_>) -> Option<MailIntent> {
+    let (kind, cause) = match reached {
+        Reached::Request(stored) => {
+            let pr = &stored.request;
+            match pr.status {
+                PaymentRequestStatus::Succeeded => {
+                    (MailKind::RentReceived, format!("{}:succeeded", pr.id))
+                }
+                PaymentRequestStatus::Failed => {
+                    (MailKind::CollectionFailed, format!("{}:failed", pr.id))
+                }
+                _ if rules::is_retrying(stored) => {
+                    let attempt = pr
+                        .attempts
+                        .or(pr.next_retry_at)
+                        .unwrap_or(stored.version.created);
+                    (
+                        MailKind::CollectionRetrying,
+                        format!("{}:retrying:{attempt}", pr.id),
+                    )
+                }
+                _ => return None,
+            }
+        }
+        Reached::Payout(po) => match po.status {
+            PayoutStatus::Paid => (MailKind::PayoutPaid, format!("{}:paid", po.id)),
+            PayoutStatus::Failed => (MailKind::PayoutFailed, format!("{}:failed", po.id)),
+            _ => return None,
+        },
+    };
+    Some(MailIntent { kind, cause })
 }
 
 #[derive(Template)]
@@ -120,170 +107,27 @@ impl MailContent {
     }
 }
 
-/// "March 2025" for a valid period, the raw text otherwise.
-pub fn period_label(period: Option<&str>) -> String {
-    match period.map(|p| (p, p.parse::<Period>())) {
-        Some((_, Ok(period))) => period.day(1).strftime("%B %Y").to_string(),
-        Some((raw, Err(_))) => raw.to_string(),
-        None => "(no period)".to_string(),
-    }
-}
-
-/// "25 March 2025" in the configured zone.
-pub fn date_label(unix_seconds: i64, timezone: &TimeZone) -> String {
-    jiff::Timestamp::from_second(unix_seconds)
-        .map(|t| {
-            t.to_zoned(timezone.clone())
-                .strftime("%-d %B %Y")
-                .to_string()
-        })
-        .unwrap_or_else(|_| unix_seconds.to_string())
-}
-
-fn content_for(
-    effect: &Effect,
+/// The mails of one message: to the landlord (with an address and `notify`),
+/// and for failures to operations too. One per recipient; `content` words it
+/// for a recipient (operations get no personal greeting).
+pub fn drafts(
     kind: MailKind,
-    contact: Option<&LandlordContact>,
+    landlord: Option<&LandlordContact>,
     policy: &MailPolicy,
-) -> MailContent {
-    let greeting = contact
-        .and_then(|c| c.name.as_deref())
-        .map_or_else(|| "Hello,".to_string(), |name| format!("Hello {name},"));
-    match effect {
-        Effect::PaymentRequest(_, pr) => {
-            let property = contact
-                .and_then(|c| c.property_name.clone())
-                .or_else(|| pr.property_id.clone())
-                .unwrap_or_else(|| "your property".to_string());
-            let month = period_label(pr.period.as_deref());
-            let amount = pr.amount.to_string();
-            let mut facts = vec![
-                ("Property".to_string(), property.clone()),
-                ("Period".to_string(), month.clone()),
-                ("Amount".to_string(), amount.clone()),
-            ];
-            let reason = pr
-                .failure_reason
-                .clone()
-                .unwrap_or_else(|| "no reason given".to_string());
-            let (subject, paragraphs) = match kind {
-                MailKind::RentReceived => (
-                    format!("Rent received for {property} — {month}: {amount}"),
-                    vec![format!(
-                        "The rent of {amount} for {property} for {month} has been collected."
-                    )],
-                ),
-                MailKind::CollectionRetrying => {
-                    let retry = pr
-                        .next_retry_at
-                        .map_or_else(|| "soon".to_string(), |t| date_label(t, &policy.timezone));
-                    facts.push(("Reason".to_string(), reason.clone()));
-                    facts.push(("Next attempt".to_string(), retry.clone()));
-                    (
-                        format!(
-                            "Rent collection for {property} — {month} failed; retrying {retry}"
-                        ),
-                        vec![
-                            format!(
-                                "Collecting the rent of {amount} for {property} for {month} did not go through ({reason})."
-                            ),
-                            format!(
-                                "CasaPay will try again on {retry}. You do not need to do anything."
-                            ),
-                        ],
-                    )
-                }
-                _ => {
-                    facts.push(("Reason".to_string(), reason.clone()));
-                    (
-                        format!("Rent collection failed for {property} — {month}: {amount}"),
-                        vec![
-                            format!(
-                                "CasaPay could not collect the rent of {amount} for {property} for {month} ({reason}) and will not try again."
-                            ),
-                            "Your property manager will follow up with the tenant.".to_string(),
-                        ],
-                    )
-                }
-            };
-            facts.push(("Reference".to_string(), pr.id.clone()));
-            MailContent {
-                subject,
-                greeting,
-                paragraphs,
-                facts,
-            }
-        }
-        Effect::Payout(_, po) => {
-            let month = period_label(po.period.as_deref());
-            let amount = po.amount.to_string();
-            let mut facts = vec![
-                ("Amount".to_string(), amount.clone()),
-                ("Period".to_string(), month.clone()),
-            ];
-            let (subject, paragraphs) = if kind == MailKind::PayoutPaid {
-                let arrival = po.arrival_date.map_or_else(
-                    || "shortly".to_string(),
-                    |t| date_label(t, &policy.timezone),
-                );
-                facts.push(("Arrival".to_string(), arrival.clone()));
-                (
-                    format!("Payout paid: {amount} for {month}"),
-                    vec![format!(
-                        "Your payout of {amount} for {month} has been paid and should arrive on {arrival}."
-                    )],
-                )
-            } else {
-                let reason = po
-                    .failure_message
-                    .clone()
-                    .or_else(|| po.failure_code.clone())
-                    .unwrap_or_else(|| "no reason given".to_string());
-                facts.push(("Reason".to_string(), reason.clone()));
-                (
-                    format!("Payout failed: {amount} for {month}"),
-                    vec![
-                        format!("Your payout of {amount} for {month} could not be paid: {reason}"),
-                        "Next step: please check your bank details with your property manager; the payout is sent again once they are corrected.".to_string(),
-                    ],
-                )
-            };
-            if let Some(destination) = &po.destination {
-                facts.push(("Destination".to_string(), destination.clone()));
-            }
-            facts.push(("Reference".to_string(), po.id.clone()));
-            MailContent {
-                subject,
-                greeting,
-                paragraphs,
-                facts,
-            }
-        }
-    }
-}
-
-/// The mails an applied event causes: to the landlord (with an address and
-/// `notify`), and for failures to operations too. One per recipient.
-pub fn drafts_for_event(
-    effect: &Effect,
-    contact: Option<&LandlordContact>,
-    policy: &MailPolicy,
+    content: impl Fn(Option<&LandlordContact>) -> MailContent,
 ) -> Vec<MailDraft> {
-    let Some(kind) = MailKind::of(effect) else {
-        return Vec::new();
-    };
     let mut drafts = Vec::new();
-    if let Some(landlord) = contact
-        && landlord.notify
-        && let Some(email) = &landlord.email
+    if let Some(contact) = landlord
+        && contact.notify
+        && let Some(email) = &contact.email
     {
-        drafts.push(content_for(effect, kind, contact, policy).render(kind, email));
+        drafts.push(content(Some(contact)).render(kind, email));
     }
     if kind.copies_operations() {
-        let content = content_for(effect, kind, None, policy);
+        let copy = content(None);
         for address in &policy.report_to {
             if !drafts.iter().any(|d| d.recipient == *address) {
-                drafts.push(content.render(kind, address));
+                drafts.push(copy.render(kind, address));
             }
         }
     }
@@ -292,8 +136,10 @@ pub fn drafts_for_event(
 
 #[cfg(test)]
 mod tests {
+    use super::wording::{PayoutFacts, RequestFacts, payout_mail, request_mail};
     use super::*;
-    use crate::webhook::event;
+    use crate::casapay::event;
+    use crate::domain::{Content, Object, PaymentRequest, Period, Version};
 
     fn policy() -> MailPolicy {
         MailPolicy {
@@ -304,147 +150,255 @@ mod tests {
 
     fn contact(notify: bool, email: Option<&str>) -> LandlordContact {
         LandlordContact {
+            landlord_id: "ll_1".into(),
             name: Some("Ana".into()),
             email: email.map(str::to_string),
             notify,
-            property_name: Some("12 Oak St".into()),
         }
     }
 
-    fn effect(kind: &str, object: &str) -> Effect {
-        let body =
-            format!(r#"{{"id":"evt_1","type":"{kind}","created":1,"data":{{"object":{object}}}}}"#);
-        event::parse(body.as_bytes()).unwrap().effect.unwrap()
+    fn object(kind: &str, object: &str) -> Object {
+        let body = format!(
+            r#"{{"id":"evt_1","type":"{kind}","created":1000,"data":{{"object":{object}}}}}"#
+        );
+        match event::parse(body.as_bytes()).unwrap().content {
+            Content::Object(object) => *object,
+            other => panic!("{other:?}"),
+        }
     }
 
-    const SUCCEEDED: &str = r#"{"id":"preq_1","amount":120000,"currency":"eur","status":"succeeded","description":"<script>alert(1)</script>","metadata":{"property_id":"prop_1","period":"2025-03"}}"#;
+    fn stored(request: PaymentRequest, retrying_event: bool) -> StoredRequest {
+        StoredRequest {
+            version: Version {
+                created: 1000,
+                rank: request.status.rank(),
+            },
+            request,
+            set_by_retrying_event: retrying_event,
+        }
+    }
+
+    fn request(object_json: &str) -> PaymentRequest {
+        match object("payment_request.succeeded", object_json) {
+            Object::PaymentRequest(pr) => pr,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn payout(object_json: &str) -> Payout {
+        match object("payout.paid", object_json) {
+            Object::Payout(po) => po,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    const SUCCEEDED: &str = r#"{"id":"preq_1","amount":120000,"currency":"eur","status":"succeeded","metadata":{"property_id":"prop_1","period":"2025-03"}}"#;
+    const RETRYING: &str = r#"{"id":"preq_1","amount":95000,"currency":"eur","status":"processing","attempts":1,"failure_reason":"insufficient_funds","metadata":{"property_id":"prop_1","period":"2025-03"}}"#;
+
+    fn march() -> Option<(String, Period)> {
+        Some(("12 Oak St".into(), "2025-03".parse().unwrap()))
+    }
+
+    fn rendered(facts: &RequestFacts<'_>, kind: MailKind, to: &LandlordContact) -> MailDraft {
+        request_mail(facts, kind, Some(to), &policy().timezone).render(kind, "a@example.com")
+    }
 
     #[test]
-    fn rent_received_goes_to_the_landlord_only() {
-        let drafts = drafts_for_event(
-            &effect("payment_request.succeeded", SUCCEEDED),
-            Some(&contact(true, Some("ana@example.com"))),
-            &policy(),
-        );
-        assert_eq!(drafts.len(), 1);
-        assert_eq!(drafts[0].recipient, "ana@example.com");
+    fn each_state_announces_one_message_keyed_by_object_and_state() {
+        let succeeded = stored(request(SUCCEEDED), false);
         assert_eq!(
-            drafts[0].subject,
-            "Rent received for 12 Oak St — March 2025: €1,200.00"
+            intent_for(Reached::Request(&succeeded)),
+            Some(MailIntent {
+                kind: MailKind::RentReceived,
+                cause: "preq_1:succeeded".into()
+            })
         );
-        assert!(drafts[0].text.contains("Hello Ana,"));
-        assert!(drafts[0].html.contains("€1,200.00"));
+        let retrying = stored(request(RETRYING), true);
+        assert_eq!(
+            intent_for(Reached::Request(&retrying)).map(|i| i.cause),
+            Some("preq_1:retrying:1".into()),
+            "once per attempt"
+        );
+        let processing = stored(request(RETRYING), false);
+        assert_eq!(
+            intent_for(Reached::Request(&processing)),
+            None,
+            "processing without a failed attempt announces nothing"
+        );
+        let paid = payout(r#"{"id":"po_1","amount":100,"currency":"eur","status":"paid"}"#);
+        assert_eq!(
+            intent_for(Reached::Payout(&paid)).map(|i| (i.kind, i.cause)),
+            Some((MailKind::PayoutPaid, "po_1:paid".into()))
+        );
     }
 
     #[test]
-    fn opted_out_or_unknown_landlords_get_nothing_but_operations_still_hear_of_failures() {
-        let failed = effect(
-            "payment_request.failed",
-            r#"{"id":"preq_1","amount":100,"currency":"eur","status":"failed","failure_reason":"account_closed","metadata":{"property_id":"prop_1","period":"2025-03"}}"#,
+    fn landlords_with_an_address_and_notify_get_it_and_operations_hear_of_failures() {
+        let words = |to: Option<&LandlordContact>| MailContent {
+            subject: "s".into(),
+            greeting: to.map_or("Hello,".into(), |_| "Hello Ana,".into()),
+            paragraphs: vec![],
+            facts: vec![],
+        };
+        let to = |drafts: Vec<MailDraft>| -> Vec<String> {
+            drafts.into_iter().map(|d| d.recipient).collect()
+        };
+        let ana = contact(true, Some("ana@example.com"));
+        assert_eq!(
+            to(drafts(MailKind::RentReceived, Some(&ana), &policy(), words)),
+            ["ana@example.com"]
         );
         assert!(
-            drafts_for_event(
-                &effect("payment_request.succeeded", SUCCEEDED),
+            drafts(
+                MailKind::RentReceived,
                 Some(&contact(false, Some("a@example.com"))),
-                &policy()
+                &policy(),
+                words
             )
             .is_empty()
         );
-        assert!(
-            drafts_for_event(
-                &effect("payment_request.succeeded", SUCCEEDED),
-                None,
-                &policy()
-            )
-            .is_empty()
-        );
-        let drafts = drafts_for_event(
-            &failed,
-            Some(&contact(false, Some("a@example.com"))),
-            &policy(),
-        );
+        assert!(drafts(MailKind::RentReceived, None, &policy(), words).is_empty());
         assert_eq!(
-            drafts
-                .iter()
-                .map(|d| d.recipient.as_str())
-                .collect::<Vec<_>>(),
+            to(drafts(
+                MailKind::CollectionFailed,
+                Some(&contact(false, Some("a@example.com"))),
+                &policy(),
+                words
+            )),
             ["ops@example.com"]
         );
-        assert!(drafts[0].text.contains("account_closed"));
-        let both = drafts_for_event(
-            &failed,
-            Some(&contact(true, Some("a@example.com"))),
-            &policy(),
-        );
+        let both = drafts(MailKind::PayoutFailed, Some(&ana), &policy(), words);
         assert_eq!(both.len(), 2);
-    }
-
-    #[test]
-    fn hostile_values_are_escaped_in_html() {
-        let mut hostile = contact(true, Some("a@example.com"));
-        hostile.property_name = Some("<script>alert('x')</script> & co".into());
-        let drafts = drafts_for_event(
-            &effect("payment_request.succeeded", SUCCEEDED),
-            Some(&hostile),
-            &policy(),
-        );
-        assert!(!drafts[0].html.contains("<script>"), "{}", drafts[0].html);
         assert!(
-            drafts[0]
-                .html
-                .contains("&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62; &#38; co"),
-            "{}",
-            drafts[0].html
-        );
-        assert!(
-            drafts[0].text.contains("<script>"),
-            "plain text carries the value as is"
+            both[1].text.starts_with("Hello,"),
+            "operations get no personal greeting"
         );
     }
 
     #[test]
-    fn retry_dates_are_shown_in_the_configured_zone() {
-        // 2025-03-24 23:30 UTC is already the 25th in Paris.
-        let retrying = effect(
-            "payment_request.retrying",
-            r#"{"id":"preq_1","amount":95000,"currency":"eur","status":"processing","next_retry_at":1742859000,"failure_reason":"insufficient_funds","metadata":{"property_id":"prop_1","period":"2025-03"}}"#,
-        );
-        let drafts = drafts_for_event(
-            &retrying,
-            Some(&contact(true, Some("a@example.com"))),
-            &policy(),
+    fn rent_received_names_the_matched_line_and_escapes_html() {
+        let pr = request(SUCCEEDED);
+        let facts = RequestFacts {
+            request: &pr,
+            line: Some((
+                "<script>alert('x')</script> & co".into(),
+                "2025-03".parse().unwrap(),
+            )),
+            next_retry: None,
+        };
+        let draft = rendered(
+            &facts,
+            MailKind::RentReceived,
+            &contact(true, Some("a@example.com")),
         );
         assert_eq!(
-            drafts[0].subject,
-            "Rent collection for 12 Oak St — March 2025 failed; retrying 25 March 2025"
+            draft.subject,
+            "Rent received for <script>alert('x')</script> & co — March 2025: €1,200.00"
         );
-        assert!(drafts[0].text.contains("insufficient_funds"));
+        assert!(draft.text.contains("Hello Ana,"));
+        assert!(!draft.html.contains("<script>"), "{}", draft.html);
+        assert!(
+            draft
+                .html
+                .contains("&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62; &#38; co")
+        );
     }
 
     #[test]
-    fn payouts_show_amount_period_and_next_step() {
-        let paid = effect(
-            "payout.paid",
+    fn retry_mails_give_the_attempt_and_the_date_in_the_zone_or_a_sentence_without_it() {
+        let pr = request(RETRYING);
+        // 2025-03-24 23:30 UTC is already the 25th in Paris.
+        let facts = RequestFacts {
+            request: &pr,
+            line: march(),
+            next_retry: Some((1_742_859_000, false)),
+        };
+        let draft = rendered(
+            &facts,
+            MailKind::CollectionRetrying,
+            &contact(true, Some("a@example.com")),
+        );
+        assert_eq!(
+            draft.subject,
+            "Rent collection for 12 Oak St — March 2025 failed; retrying 25 March 2025"
+        );
+        assert!(draft.text.contains("insufficient_funds"));
+        assert!(draft.text.contains("attempt 1 of 3"));
+        let estimated = RequestFacts {
+            next_retry: Some((1_742_859_000, true)),
+            ..facts
+        };
+        assert!(
+            rendered(
+                &estimated,
+                MailKind::CollectionRetrying,
+                &contact(true, None)
+            )
+            .text
+            .contains("around 25 March 2025")
+        );
+        let unknown = RequestFacts {
+            request: &pr,
+            line: march(),
+            next_retry: None,
+        };
+        let draft = rendered(&unknown, MailKind::CollectionRetrying, &contact(true, None));
+        assert!(!draft.text.contains("soon"), "{}", draft.text);
+        assert!(
+            draft.subject.ends_with("failed; CasaPay will retry"),
+            "{}",
+            draft.subject
+        );
+    }
+
+    #[test]
+    fn an_unmatched_request_is_named_by_its_id_never_as_no_period() {
+        let mut pr = request(SUCCEEDED);
+        pr.failure_reason = None;
+        let facts = RequestFacts {
+            request: &pr,
+            line: None,
+            next_retry: None,
+        };
+        let draft = rendered(&facts, MailKind::CollectionFailed, &contact(true, None));
+        assert_eq!(
+            draft.subject,
+            "Rent collection failed for payment request preq_1: €1,200.00"
+        );
+        assert!(!draft.text.contains("(no"), "{}", draft.text);
+        assert!(!draft.text.contains("no reason given"), "{}", draft.text);
+    }
+
+    #[test]
+    fn payouts_show_amount_period_arrival_reason_and_next_step() {
+        let paid = payout(
             r#"{"id":"po_1","amount":1150000,"currency":"gbp","status":"paid","arrival_date":1742860800,"metadata":{"landlord_id":"ll_1","period":"2025-03"}}"#,
         );
-        let drafts = drafts_for_event(
-            &paid,
-            Some(&contact(true, Some("a@example.com"))),
-            &policy(),
+        let facts = PayoutFacts {
+            payout: &paid,
+            period: Some("2025-03".parse().unwrap()),
+        };
+        let draft = payout_mail(&facts, MailKind::PayoutPaid, None, &policy().timezone)
+            .render(MailKind::PayoutPaid, "a@example.com");
+        assert_eq!(draft.subject, "Payout paid: £11,500.00 for March 2025");
+        assert!(draft.text.contains("25 March 2025"));
+        // The quickstart's payout: no metadata, a failure_reason.
+        let failed = payout(
+            r#"{"id":"po_2","amount":1200,"currency":"jpy","status":"failed","destination":"ba_1","failure_reason":"account_closed"}"#,
         );
-        assert_eq!(drafts[0].subject, "Payout paid: £11,500.00 for March 2025");
-        assert!(drafts[0].text.contains("25 March 2025"));
-        let failed = effect(
-            "payout.failed",
-            r#"{"id":"po_1","amount":1200,"currency":"jpy","status":"failed","failure_code":"account_closed","failure_message":"The bank account has been closed.","metadata":{"landlord_id":"ll_1","period":"2025-03"}}"#,
+        let facts = PayoutFacts {
+            payout: &failed,
+            period: None,
+        };
+        let draft = payout_mail(&facts, MailKind::PayoutFailed, None, &policy().timezone)
+            .render(MailKind::PayoutFailed, "a@example.com");
+        assert_eq!(draft.subject, "Payout failed: ¥1,200");
+        assert!(
+            draft.text.contains("could not be paid: account_closed."),
+            "{}",
+            draft.text
         );
-        let drafts = drafts_for_event(
-            &failed,
-            Some(&contact(true, Some("a@example.com"))),
-            &policy(),
-        );
-        assert_eq!(drafts.len(), 2);
-        assert_eq!(drafts[0].subject, "Payout failed: ¥1,200 for March 2025");
-        assert!(drafts[0].text.contains("Next step"));
+        assert!(draft.text.contains("Next step"));
+        assert!(!draft.text.contains("(no period)"));
     }
 }

@@ -1,58 +1,26 @@
 //! Reconciliation (SPEC §5): expected rent against what CasaPay collected and paid out.
 //!
-//! The store loads one period in three queries; everything here is pure.
+//! The store loads one period; matching, statuses and sums here are pure.
 
+pub mod exceptions;
 pub mod render;
 pub mod rules;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::domain::{Currency, Money, PaymentRequestStatus, PayoutStatus, Period};
-use crate::store::{self, StoreError};
-use rules::{DisbursementStatus, LineStatus, MatchedRequest};
-
-/// An expected line as stored, with its property's details.
-#[derive(Debug, Clone)]
-pub struct ExpectedRow {
-    pub property_id: String,
-    pub landlord_id: String,
-    pub amount: Money,
-    pub due_date: Date,
-    pub commission_bps: u32,
-    pub payment_agreement: Option<String>,
-    pub property_name: Option<String>,
-}
-
-/// A PaymentRequest that may belong to the period.
-#[derive(Debug, Clone)]
-pub struct RequestRow {
-    pub request: MatchedRequest,
-    pub payment_agreement: Option<String>,
-    pub property_id: Option<String>,
-    pub period: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct PayoutRow {
-    pub id: String,
-    pub amount: i64,
-    pub currency: Currency,
-    pub status: PayoutStatus,
-    pub landlord_id: String,
-}
-
-/// Everything one period's reconciliation reads.
-#[derive(Debug, Clone, Default)]
-pub struct PeriodData {
-    pub expected: Vec<ExpectedRow>,
-    pub requests: Vec<RequestRow>,
-    pub payouts: Vec<PayoutRow>,
-}
+use crate::domain::{
+    Currency, DisbursementStatus, ExpectedRent, LineStatus, PaymentRequestStatus, PayoutStatus,
+    Period, PropertyKey, StoredPayout, StoredRequest,
+};
+use crate::matching;
+use crate::store::{self, PeriodData, StoreError};
+pub use exceptions::{Exception, exceptions_of};
+use rules::AsOf;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Line {
@@ -66,18 +34,26 @@ pub struct Line {
     pub status: LineStatus,
     pub payment_requests: Vec<String>,
     pub next_retry_at: Option<i64>,
+    /// `next_retry_at` was not sent by CasaPay but estimated from its schedule.
+    pub next_retry_estimated: bool,
+    /// CasaPay is more than a day late with the retry.
+    pub retry_stalled: bool,
     pub failure_reason: Option<String>,
+    /// Attempts CasaPay made for the newest request (of 3).
+    pub attempts: Option<i64>,
+    pub payment_method_used: Option<String>,
+    pub due_date: Date,
     #[serde(skip)]
     pub property_name: Option<String>,
-    #[serde(skip)]
-    pub due_date: Date,
 }
 
+/// A PaymentRequest that matches no expected line.
 #[derive(Debug, Clone, Serialize)]
 pub struct Unmatched {
     pub payment_request: String,
     pub amount: i64,
     pub currency: Currency,
+    pub status: PaymentRequestStatus,
     pub property_id: Option<String>,
     pub period: Option<String>,
 }
@@ -94,6 +70,31 @@ pub struct PayoutLine {
     pub failed: i64,
     pub status: DisbursementStatus,
     pub payouts: Vec<String>,
+    /// Why the newest failed payout failed.
+    pub failure_reason: Option<String>,
+}
+
+/// A payout whose landlord is known but whose period is not.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnallocatedPayout {
+    pub payout: String,
+    pub landlord_id: String,
+    pub amount: i64,
+    pub currency: Currency,
+    pub status: PayoutStatus,
+    pub created: i64,
+}
+
+/// A payout whose landlord cannot be found.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnmatchedPayout {
+    pub payout: String,
+    pub amount: i64,
+    pub currency: Currency,
+    pub status: PayoutStatus,
+    pub destination: Option<String>,
+    pub period: Option<String>,
+    pub created: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -113,17 +114,190 @@ pub struct Reconciliation {
     pub lines: Vec<Line>,
     pub unmatched: Vec<Unmatched>,
     pub payouts: Vec<PayoutLine>,
+    pub unallocated_payouts: Vec<UnallocatedPayout>,
+    pub unmatched_payouts: Vec<UnmatchedPayout>,
     pub totals: Vec<Total>,
 }
 
 impl Reconciliation {
     pub fn has_exceptions(&self) -> bool {
-        !self.unmatched.is_empty()
-            || self.lines.iter().any(|l| l.status.is_exception())
-            || self
-                .payouts
-                .iter()
-                .any(|p| p.status == DisbursementStatus::PayoutFailed)
+        !exceptions_of(self).is_empty()
+    }
+}
+
+/// Loads and reconciles a stored period as of a date.
+pub fn reconcile_stored(
+    conn: &Connection,
+    period: Period,
+    as_of: Date,
+    timezone: &TimeZone,
+    landlord: Option<&str>,
+) -> Result<Reconciliation, StoreError> {
+    let data = store::load_period(conn, period, timezone)?;
+    Ok(reconcile(period, as_of, timezone, &data, landlord))
+}
+
+/// Matches, assesses and totals one period. With `landlord`, only that
+/// landlord's lines and payouts are kept (unmatched items have no landlord).
+pub fn reconcile(
+    period: Period,
+    as_of: Date,
+    timezone: &TimeZone,
+    data: &PeriodData,
+    landlord: Option<&str>,
+) -> Reconciliation {
+    let as_of = AsOf {
+        date: as_of,
+        start: as_of
+            .to_zoned(timezone.clone())
+            .map_or(i64::MIN, |z| z.timestamp().as_second()),
+    };
+    let (matched, unmatched) = match_requests(period, timezone, data);
+    let keep = |id: &str| landlord.is_none_or(|wanted| wanted == id);
+    let mut sums: BTreeMap<(String, Currency), PayoutSums> = BTreeMap::new();
+    let mut lines = Vec::with_capacity(data.expected.len());
+    for (expected, requests) in data.expected.iter().zip(matched) {
+        let line = assess(expected, requests, as_of);
+        let group = sums
+            .entry((line.landlord_id.clone(), line.currency))
+            .or_default();
+        group.collected = group.collected.saturating_add(line.collected);
+        group.commission = group
+            .commission
+            .saturating_add(rules::commission(line.collected, expected.commission_bps));
+        if keep(&line.landlord_id) {
+            lines.push(line);
+        }
+    }
+    lines.sort_by(|a, b| (&a.landlord_id, &a.property_id).cmp(&(&b.landlord_id, &b.property_id)));
+    let (unallocated, unmatched_payouts) = allocate_payouts(period, timezone, data, &mut sums);
+    let payouts: Vec<PayoutLine> = sums
+        .into_iter()
+        .filter(|((landlord_id, _), _)| keep(landlord_id))
+        .map(|((landlord_id, currency), sums)| sums.into_line(landlord_id, period, currency))
+        .collect();
+    let totals = totals(&lines, &payouts);
+    let everyone = landlord.is_none();
+    Reconciliation {
+        object: "reconciliation",
+        period: period.to_string(),
+        as_of: as_of.date.to_string(),
+        lines,
+        unmatched: if everyone { unmatched } else { Vec::new() },
+        payouts,
+        unallocated_payouts: unallocated
+            .into_iter()
+            .filter(|u| keep(&u.landlord_id))
+            .collect(),
+        unmatched_payouts: if everyone {
+            unmatched_payouts
+        } else {
+            Vec::new()
+        },
+        totals,
+    }
+}
+
+/// Each expected line's matched requests (in `data.expected` order), and the
+/// requests of this period that match no line.
+fn match_requests<'a>(
+    period: Period,
+    timezone: &TimeZone,
+    data: &'a PeriodData,
+) -> (Vec<Vec<&'a StoredRequest>>, Vec<Unmatched>) {
+    let line_of: std::collections::HashMap<&str, usize> = data
+        .expected
+        .iter()
+        .enumerate()
+        .map(|(i, line)| (line.property_id.as_str(), i))
+        .collect();
+    let mut matched = vec![Vec::new(); data.expected.len()];
+    let mut unmatched = Vec::new();
+    for stored in &data.requests {
+        let request = &stored.request;
+        let found = matching::match_request(
+            request,
+            |key| match key {
+                PropertyKey::Id(id) => data.properties.get(id),
+                PropertyKey::Agreement(agreement) => data
+                    .agreements
+                    .get(agreement)
+                    .and_then(|id| data.properties.get(id)),
+            },
+            timezone,
+        );
+        match found {
+            Some((property, p)) if p == period => {
+                match line_of.get(property.property_id.as_str()) {
+                    Some(&i) => matched[i].push(stored),
+                    None => unmatched.push(unmatched_request(stored)),
+                }
+            }
+            Some(_) => {} // another period's line
+            None if listed_in(request.period.as_deref(), request.created, period, timezone) => {
+                unmatched.push(unmatched_request(stored))
+            }
+            None => {}
+        }
+    }
+    unmatched.sort_by(|a, b| a.payment_request.cmp(&b.payment_request));
+    (matched, unmatched)
+}
+
+/// Where an unmatched item is listed: its `metadata.period`, or with none (or
+/// a malformed one) the month it was created in.
+fn listed_in(
+    metadata_period: Option<&str>,
+    created: i64,
+    period: Period,
+    timezone: &TimeZone,
+) -> bool {
+    match metadata_period.and_then(|p| p.parse::<Period>().ok()) {
+        Some(p) => p == period,
+        None => Period::of_instant(created, timezone) == Some(period),
+    }
+}
+
+fn unmatched_request(stored: &StoredRequest) -> Unmatched {
+    let request = &stored.request;
+    Unmatched {
+        payment_request: request.id.clone(),
+        amount: request.amount.minor(),
+        currency: request.amount.currency(),
+        status: request.status,
+        property_id: request.property_id.clone(),
+        period: request.period.clone(),
+    }
+}
+
+fn assess(expected: &ExpectedRent, mut requests: Vec<&StoredRequest>, as_of: AsOf) -> Line {
+    let currency = expected.amount.currency();
+    let a = rules::assess_line(
+        expected.amount.minor(),
+        currency,
+        expected.due_date,
+        as_of,
+        &requests,
+    );
+    requests.sort_by_key(|r| (r.request.created, r.version));
+    Line {
+        property_id: expected.property_id.clone(),
+        landlord_id: expected.landlord_id.clone(),
+        period: expected.period.to_string(),
+        currency,
+        expected: expected.amount.minor(),
+        collected: a.collected,
+        outstanding: a.outstanding,
+        status: a.status,
+        payment_requests: requests.iter().map(|r| r.request.id.clone()).collect(),
+        next_retry_at: a.next_retry_at,
+        next_retry_estimated: a.next_retry_estimated,
+        retry_stalled: a.retry_stalled,
+        failure_reason: a.failure_reason,
+        attempts: a.attempts,
+        payment_method_used: a.payment_method_used,
+        due_date: expected.due_date,
+        property_name: expected.property_name.clone(),
     }
 }
 
@@ -135,172 +309,103 @@ struct PayoutSums {
     in_transit: i64,
     failed: i64,
     payouts: Vec<String>,
+    /// (created, reason) of the newest failed payout.
+    failure: Option<(i64, String)>,
 }
 
-/// Reconciles a stored period as of a date. Requests without `metadata.period`
-/// count for the month they were created in, in `timezone`.
-pub fn reconcile_stored(
-    conn: &Connection,
-    period: Period,
-    as_of: Date,
-    timezone: &TimeZone,
-    landlord: Option<&str>,
-) -> Result<Reconciliation, StoreError> {
-    let start = |p: Period| {
-        p.day(1)
-            .to_zoned(timezone.clone())
-            .map_or(i64::MIN, |z| z.timestamp().as_second())
-    };
-    let data = store::load_period(conn, period, start(period), start(period.next()))?;
-    Ok(reconcile(period, as_of, data, landlord))
-}
-
-/// Matches, assesses and totals one period. With `landlord`, only that
-/// landlord's lines and payouts are kept (unmatched payments have no landlord).
-pub fn reconcile(
-    period: Period,
-    as_of: Date,
-    data: PeriodData,
-    landlord: Option<&str>,
-) -> Reconciliation {
-    let period_text = period.to_string();
-    let by_property: HashMap<&str, usize> = data
-        .expected
-        .iter()
-        .enumerate()
-        .map(|(i, line)| (line.property_id.as_str(), i))
-        .collect();
-    let by_agreement: HashMap<&str, usize> = data
-        .expected
-        .iter()
-        .enumerate()
-        .filter_map(|(i, line)| line.payment_agreement.as_deref().map(|a| (a, i)))
-        .collect();
-
-    let mut matched: Vec<Vec<MatchedRequest>> = vec![Vec::new(); data.expected.len()];
-    let mut unmatched = Vec::new();
-    for row in data.requests {
-        let line = (row.period.as_deref() == Some(period_text.as_str()))
-            .then(|| {
-                row.property_id
-                    .as_deref()
-                    .and_then(|p| by_property.get(p))
-                    .or_else(|| {
-                        row.payment_agreement
-                            .as_deref()
-                            .and_then(|a| by_agreement.get(a))
-                    })
-            })
-            .flatten();
-        match line {
-            Some(&i) => matched[i].push(row.request),
-            None if row.request.status == PaymentRequestStatus::Succeeded => {
-                unmatched.push(Unmatched {
-                    payment_request: row.request.id,
-                    amount: row.request.amount,
-                    currency: row.request.currency,
-                    property_id: row.property_id,
-                    period: row.period,
-                })
-            }
-            None => {}
-        }
-    }
-
-    let mut sums: BTreeMap<(String, Currency), PayoutSums> = BTreeMap::new();
-    let mut lines = Vec::with_capacity(data.expected.len());
-    for (expected, mut requests) in data.expected.into_iter().zip(matched) {
-        let currency = expected.amount.currency();
-        let assessment = rules::assess_line(
-            expected.amount.minor(),
-            currency,
-            expected.due_date,
-            as_of,
-            &requests,
-        );
-        let group = sums
-            .entry((expected.landlord_id.clone(), currency))
-            .or_default();
-        group.collected = group.collected.saturating_add(assessment.collected);
-        group.commission = group.commission.saturating_add(rules::commission(
-            assessment.collected,
-            expected.commission_bps,
-        ));
-        requests.sort_by_key(|r| (r.created, r.event_created));
-        lines.push(Line {
-            property_id: expected.property_id,
-            landlord_id: expected.landlord_id,
-            period: period_text.clone(),
-            currency,
-            expected: expected.amount.minor(),
-            collected: assessment.collected,
-            outstanding: assessment.outstanding,
-            status: assessment.status,
-            payment_requests: requests.into_iter().map(|r| r.id).collect(),
-            next_retry_at: assessment.next_retry_at,
-            failure_reason: assessment.failure_reason,
-            property_name: expected.property_name,
-            due_date: expected.due_date,
-        });
-    }
-    for payout in data.payouts {
-        let group = sums
-            .entry((payout.landlord_id, payout.currency))
-            .or_default();
+impl PayoutSums {
+    fn add(&mut self, stored: &StoredPayout) {
+        let payout = &stored.payout;
+        let amount = payout.amount.minor();
         let bucket = match payout.status {
-            PayoutStatus::Paid => Some(&mut group.paid_out),
-            PayoutStatus::Pending | PayoutStatus::InTransit => Some(&mut group.in_transit),
-            PayoutStatus::Failed => Some(&mut group.failed),
+            PayoutStatus::Paid => Some(&mut self.paid_out),
+            PayoutStatus::Pending | PayoutStatus::InTransit => Some(&mut self.in_transit),
+            PayoutStatus::Failed => Some(&mut self.failed),
             PayoutStatus::Canceled => None, // listed, but moves no money
         };
         if let Some(bucket) = bucket {
-            *bucket = bucket.saturating_add(payout.amount);
+            *bucket = bucket.saturating_add(amount);
         }
-        group.payouts.push(payout.id);
+        if payout.status == PayoutStatus::Failed
+            && let Some(reason) = payout.failure()
+            && self
+                .failure
+                .as_ref()
+                .is_none_or(|(at, _)| payout.created >= *at)
+        {
+            self.failure = Some((payout.created, reason.to_string()));
+        }
+        self.payouts.push(payout.id.clone());
     }
 
-    let keep = |id: &str| landlord.is_none_or(|wanted| wanted == id);
-    lines.retain(|line| keep(&line.landlord_id));
-    lines.sort_by(|a, b| (&a.landlord_id, &a.property_id).cmp(&(&b.landlord_id, &b.property_id)));
-    if landlord.is_some() {
-        unmatched.clear();
+    fn into_line(mut self, landlord_id: String, period: Period, currency: Currency) -> PayoutLine {
+        let due = self.collected.saturating_sub(self.commission);
+        self.payouts.sort();
+        PayoutLine {
+            landlord_id,
+            period: period.to_string(),
+            currency,
+            collected: self.collected,
+            due,
+            paid_out: self.paid_out,
+            in_transit: self.in_transit,
+            failed: self.failed,
+            status: rules::disbursement_status(due, self.paid_out, self.in_transit, self.failed),
+            payouts: self.payouts,
+            failure_reason: self.failure.map(|(_, reason)| reason),
+        }
     }
-    unmatched.sort_by(|a, b| a.payment_request.cmp(&b.payment_request));
-    let payouts: Vec<PayoutLine> = sums
-        .into_iter()
-        .filter(|((landlord_id, _), _)| keep(landlord_id))
-        .map(|((landlord_id, currency), mut sums)| {
-            let due = sums.collected.saturating_sub(sums.commission);
-            sums.payouts.sort();
-            PayoutLine {
-                landlord_id,
-                period: period_text.clone(),
-                currency,
-                collected: sums.collected,
-                due,
-                paid_out: sums.paid_out,
-                in_transit: sums.in_transit,
-                failed: sums.failed,
-                status: rules::disbursement_status(
-                    due,
-                    sums.paid_out,
-                    sums.in_transit,
-                    sums.failed,
-                ),
-                payouts: sums.payouts,
+}
+
+/// Adds each payout of the period to its landlord's group; returns those with a
+/// landlord but no period, and those with no landlord.
+fn allocate_payouts(
+    period: Period,
+    timezone: &TimeZone,
+    data: &PeriodData,
+    sums: &mut BTreeMap<(String, Currency), PayoutSums>,
+) -> (Vec<UnallocatedPayout>, Vec<UnmatchedPayout>) {
+    let (mut unallocated, mut unmatched) = (Vec::new(), Vec::new());
+    for stored in &data.payouts {
+        let payout = &stored.payout;
+        let landlord =
+            matching::landlord_of(payout, |account| data.bank_accounts.get(account).cloned());
+        let dated = payout
+            .period
+            .as_deref()
+            .and_then(|p| p.parse::<Period>().ok());
+        match (landlord, dated) {
+            (Some(landlord), Some(p)) if p == period => sums
+                .entry((landlord, payout.amount.currency()))
+                .or_default()
+                .add(stored),
+            (Some(landlord_id), None) if listed_in(None, payout.created, period, timezone) => {
+                unallocated.push(UnallocatedPayout {
+                    payout: payout.id.clone(),
+                    landlord_id,
+                    amount: payout.amount.minor(),
+                    currency: payout.amount.currency(),
+                    status: payout.status,
+                    created: payout.created,
+                })
             }
-        })
-        .collect();
-    let totals = totals(&lines, &payouts);
-    Reconciliation {
-        object: "reconciliation",
-        period: period_text,
-        as_of: as_of.to_string(),
-        lines,
-        unmatched,
-        payouts,
-        totals,
+            (None, _) if listed_in(payout.period.as_deref(), payout.created, period, timezone) => {
+                unmatched.push(UnmatchedPayout {
+                    payout: payout.id.clone(),
+                    amount: payout.amount.minor(),
+                    currency: payout.amount.currency(),
+                    status: payout.status,
+                    destination: payout.destination.clone(),
+                    period: payout.period.clone(),
+                    created: payout.created,
+                })
+            }
+            _ => {}
+        }
     }
+    unallocated.sort_by(|a, b| a.payout.cmp(&b.payout));
+    unmatched.sort_by(|a, b| a.payout.cmp(&b.payout));
+    (unallocated, unmatched)
 }
 
 fn totals(lines: &[Line], payouts: &[PayoutLine]) -> Vec<Total> {

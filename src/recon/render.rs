@@ -1,35 +1,9 @@
 //! A reconciliation as text (a terminal table), JSON, CSV or one HTML page.
 
 use askama::Template;
-use serde::Deserialize;
 
 use super::{Line, PayoutLine, Reconciliation, Total};
-use crate::domain::{Currency, Money};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Text,
-    Json,
-    Csv,
-    Html,
-}
-
-impl Format {
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::Text => "text/plain; charset=utf-8",
-            Format::Json => "application/json",
-            Format::Csv => "text/csv; charset=utf-8",
-            Format::Html => "text/html; charset=utf-8",
-        }
-    }
-}
-
-/// `€1,200.00`; amounts in stored data are always valid `Money`.
-pub fn money(minor: i64, currency: Currency) -> String {
-    Money::new(minor, currency).map_or_else(|_| format!("{minor} {currency}"), |m| m.to_string())
-}
+use crate::format::{self, Format, money, table, timestamp};
 
 pub fn render(reconciliation: &Reconciliation, format: Format) -> String {
     match format {
@@ -42,17 +16,7 @@ pub fn render(reconciliation: &Reconciliation, format: Format) -> String {
     }
 }
 
-/// Spreadsheets run cells that begin with = + - @ (or a tab or CR) as formulas:
-/// such cells get a leading apostrophe.
-pub fn neutralise(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{cell}")
-    } else {
-        cell.to_string()
-    }
-}
-
-const CSV_HEADER: [&str; 16] = [
+const CSV_HEADER: [&str; 20] = [
     "property_id",
     "property_name",
     "landlord_id",
@@ -69,39 +33,43 @@ const CSV_HEADER: [&str; 16] = [
     "payment_requests",
     "next_retry_at",
     "failure_reason",
+    "next_retry_estimated",
+    "retry_stalled",
+    "attempts",
+    "payment_method_used",
 ];
 
 /// One row per expected line; money in minor units plus a formatted column.
 pub fn csv(lines: &[Line]) -> String {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(CSV_HEADER).expect("writing to memory");
-    for line in lines {
-        let row = [
-            line.property_id.clone(),
-            line.property_name.clone().unwrap_or_default(),
-            line.landlord_id.clone(),
-            line.period.clone(),
-            line.currency.code(),
-            line.expected.to_string(),
-            money(line.expected, line.currency),
-            line.collected.to_string(),
-            money(line.collected, line.currency),
-            line.outstanding.to_string(),
-            money(line.outstanding, line.currency),
-            line.status.as_str().to_string(),
-            line.due_date.to_string(),
-            line.payment_requests.join(" "),
-            line.next_retry_at
-                .map(|t| t.to_string())
-                .unwrap_or_default(),
-            line.failure_reason.clone().unwrap_or_default(),
-        ];
-        writer
-            .write_record(row.iter().map(|cell| neutralise(cell)))
-            .expect("writing to memory");
-    }
-    String::from_utf8(writer.into_inner().expect("flushing to memory"))
-        .expect("CSV of UTF-8 strings")
+    format::csv(
+        &CSV_HEADER,
+        lines.iter().map(|line| {
+            [
+                line.property_id.clone(),
+                line.property_name.clone().unwrap_or_default(),
+                line.landlord_id.clone(),
+                line.period.clone(),
+                line.currency.code(),
+                line.expected.to_string(),
+                money(line.expected, line.currency),
+                line.collected.to_string(),
+                money(line.collected, line.currency),
+                line.outstanding.to_string(),
+                money(line.outstanding, line.currency),
+                line.status.as_str().to_string(),
+                line.due_date.to_string(),
+                line.payment_requests.join(" "),
+                line.next_retry_at
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+                line.failure_reason.clone().unwrap_or_default(),
+                line.next_retry_estimated.to_string(),
+                line.retry_stalled.to_string(),
+                line.attempts.map(|a| a.to_string()).unwrap_or_default(),
+                line.payment_method_used.clone().unwrap_or_default(),
+            ]
+        }),
+    )
 }
 
 /// A totals row: currency, expected, collected, outstanding, paid out.
@@ -128,45 +96,25 @@ fn payout_cells(p: &PayoutLine) -> Vec<String> {
     ]
 }
 
-/// Columns padded to their widest cell; `right` columns are right-aligned.
-fn table(headers: &[&str], right: &[usize], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
-    for row in std::iter::once(&header).chain(rows) {
-        let cells: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| {
-                let pad = " ".repeat(widths[i] - cell.chars().count());
-                if right.contains(&i) {
-                    format!("{pad}{cell}")
-                } else {
-                    format!("{cell}{pad}")
-                }
-            })
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 fn detail(line: &Line) -> String {
     let mut parts = Vec::new();
     if let Some(reason) = &line.failure_reason {
         parts.push(reason.clone());
     }
-    if let Some(at) = line
-        .next_retry_at
-        .and_then(|t| jiff::Timestamp::from_second(t).ok())
-    {
-        parts.push(format!("retry {}", at.strftime("%Y-%m-%d %H:%M UTC")));
+    if let Some(attempts) = line.attempts {
+        parts.push(format!("attempt {attempts} of 3"));
+    }
+    if let Some(at) = line.next_retry_at {
+        let estimated = if line.next_retry_estimated {
+            " (estimated)"
+        } else {
+            ""
+        };
+        let stalled = if line.retry_stalled { ", stalled" } else { "" };
+        parts.push(format!("retry {}{estimated}{stalled}", timestamp(at)));
+    }
+    if let Some(method) = &line.payment_method_used {
+        parts.push(method.clone());
     }
     if !line.payment_requests.is_empty() {
         parts.push(line.payment_requests.join(" "));
@@ -219,14 +167,25 @@ fn text(r: &Reconciliation) -> String {
                 vec![
                     u.payment_request.clone(),
                     money(u.amount, u.currency),
+                    u.status.as_str().to_string(),
                     u.property_id.clone().unwrap_or_else(|| "-".into()),
                     u.period.clone().unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect();
         out.push_str(&table(
-            &["PAYMENT REQUEST", "AMOUNT", "PROPERTY", "PERIOD"],
+            &["PAYMENT REQUEST", "AMOUNT", "STATUS", "PROPERTY", "PERIOD"],
             &[1],
+            &rows,
+        ));
+    }
+    let loose = loose_payout_rows(r);
+    if !loose.is_empty() {
+        out.push_str("\nPayouts without a period or a landlord\n");
+        let rows: Vec<Vec<String>> = loose.into_iter().map(|row| row.0).collect();
+        out.push_str(&table(
+            &["PAYOUT", "LANDLORD", "AMOUNT", "STATUS", "CREATED", "NOTE"],
+            &[2],
             &rows,
         ));
     }
@@ -279,12 +238,47 @@ pub struct HtmlLine {
 
 pub struct HtmlRow(pub Vec<String>, pub &'static str);
 
+/// Unallocated payouts (landlord, no period) and unmatched ones (no landlord).
+fn loose_payout_rows(r: &Reconciliation) -> Vec<HtmlRow> {
+    let unallocated = r.unallocated_payouts.iter().map(|p| {
+        HtmlRow(
+            vec![
+                p.payout.clone(),
+                p.landlord_id.clone(),
+                money(p.amount, p.currency),
+                p.status.as_str().to_string(),
+                timestamp(p.created),
+                "no period".to_string(),
+            ],
+            "unallocated_payout",
+        )
+    });
+    let unmatched = r.unmatched_payouts.iter().map(|p| {
+        HtmlRow(
+            vec![
+                p.payout.clone(),
+                "-".to_string(),
+                money(p.amount, p.currency),
+                p.status.as_str().to_string(),
+                timestamp(p.created),
+                match &p.destination {
+                    Some(account) => format!("no landlord for {account}"),
+                    None => "no landlord".to_string(),
+                },
+            ],
+            "unmatched_payout",
+        )
+    });
+    unallocated.chain(unmatched).collect()
+}
+
 #[derive(Template)]
 #[template(path = "reconciliation.html")]
 struct ReconciliationPage<'a> {
     r: &'a Reconciliation,
     lines: Vec<HtmlLine>,
     unmatched: Vec<HtmlRow>,
+    loose_payouts: Vec<HtmlRow>,
     payouts: Vec<HtmlRow>,
     totals: Vec<HtmlRow>,
 }
@@ -320,6 +314,7 @@ fn html(r: &Reconciliation) -> String {
                     vec![
                         u.payment_request.clone(),
                         money(u.amount, u.currency),
+                        u.status.as_str().to_string(),
                         u.property_id.clone().unwrap_or_default(),
                         u.period.clone().unwrap_or_default(),
                     ],
@@ -327,6 +322,7 @@ fn html(r: &Reconciliation) -> String {
                 )
             })
             .collect(),
+        loose_payouts: loose_payout_rows(r),
         payouts: r
             .payouts
             .iter()
@@ -339,27 +335,4 @@ fn html(r: &Reconciliation) -> String {
             .collect(),
     };
     page.render().expect("the reconciliation template renders")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formula_cells_are_neutralised() {
-        for cell in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx"] {
-            assert!(neutralise(cell).starts_with('\''), "{cell}");
-        }
-        assert_eq!(neutralise("prop_1"), "prop_1");
-    }
-
-    #[test]
-    fn tables_align_columns() {
-        let out = table(
-            &["A", "AMOUNT"],
-            &[1],
-            &[vec!["long value".into(), "€1.00".into()]],
-        );
-        assert_eq!(out, "A           AMOUNT\nlong value   €1.00\n");
-    }
 }

@@ -1,76 +1,65 @@
 //! SPEC §5's rules, as pure functions: no database, no clock.
 
 use jiff::civil::Date;
-use serde::Serialize;
 
-use crate::domain::{Currency, PaymentRequestStatus};
+use crate::domain::{
+    Currency, DisbursementStatus, LineStatus, PaymentRequestStatus, StoredRequest,
+};
 
-/// A PaymentRequest matched to an expected line, in its newest known state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MatchedRequest {
-    pub id: String,
-    pub amount: i64,
-    pub currency: Currency,
-    pub status: PaymentRequestStatus,
-    pub next_retry_at: Option<i64>,
-    pub failure_reason: Option<String>,
-    /// CasaPay's `created` of the request, then of its last event: "newest" order.
-    pub created: i64,
-    pub event_created: i64,
+/// CasaPay tries again 24 h after a first failed attempt and 72 h after a second.
+const RETRY_AFTER_FIRST_FAILURE: i64 = 24 * 3600;
+const RETRY_AFTER_SECOND_FAILURE: i64 = 72 * 3600;
+/// A retry this late is stalled: CasaPay should have tried by then.
+const STALLED_AFTER: i64 = 24 * 3600;
+
+/// SPEC §5: a request not final that has failed an attempt — CasaPay says
+/// when it retries, or its newest applied event was `payment_request.retrying`.
+pub fn is_retrying(stored: &StoredRequest) -> bool {
+    let request = &stored.request;
+    matches!(
+        request.status,
+        PaymentRequestStatus::Pending | PaymentRequestStatus::Processing
+    ) && (request.next_retry_at.is_some() || stored.set_by_retrying_event)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LineStatus {
-    Paid,
-    Overpaid,
-    CurrencyMismatch,
-    Retrying,
-    Pending,
-    Partial,
-    Failed,
-    Cancelled,
-    Overdue,
-    Unpaid,
-}
-
-impl LineStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LineStatus::Paid => "paid",
-            LineStatus::Overpaid => "overpaid",
-            LineStatus::CurrencyMismatch => "currency_mismatch",
-            LineStatus::Retrying => "retrying",
-            LineStatus::Pending => "pending",
-            LineStatus::Partial => "partial",
-            LineStatus::Failed => "failed",
-            LineStatus::Cancelled => "cancelled",
-            LineStatus::Overdue => "overdue",
-            LineStatus::Unpaid => "unpaid",
-        }
+/// When CasaPay tries a retrying request again, and whether that is estimated:
+/// its `next_retry_at`, else CasaPay's schedule counted from the retrying
+/// event's `created` (+24 h after the first failure, +72 h after the second).
+pub fn next_retry(stored: &StoredRequest) -> Option<(i64, bool)> {
+    if !is_retrying(stored) {
+        return None;
     }
-
-    /// Statuses that need a person (they go to the daily report's exceptions).
-    pub fn is_exception(self) -> bool {
-        matches!(
-            self,
-            LineStatus::Failed
-                | LineStatus::Retrying
-                | LineStatus::Partial
-                | LineStatus::Overpaid
-                | LineStatus::CurrencyMismatch
-                | LineStatus::Overdue
-        )
+    if let Some(at) = stored.request.next_retry_at {
+        return Some((at, false));
     }
+    let delay = if stored.request.attempts.unwrap_or(1) >= 2 {
+        RETRY_AFTER_SECOND_FAILURE
+    } else {
+        RETRY_AFTER_FIRST_FAILURE
+    };
+    Some((stored.version.created.saturating_add(delay), true))
 }
 
+/// A line's figures and status, with what explains it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineAssessment {
     pub collected: i64,
     pub outstanding: i64,
     pub status: LineStatus,
     pub next_retry_at: Option<i64>,
+    pub next_retry_estimated: bool,
+    pub retry_stalled: bool,
     pub failure_reason: Option<String>,
+    /// Of the newest matched request.
+    pub attempts: Option<i64>,
+    pub payment_method_used: Option<String>,
+}
+
+/// The instant that decides lateness: `as_of` and the unix second its day starts.
+#[derive(Debug, Clone, Copy)]
+pub struct AsOf {
+    pub date: Date,
+    pub start: i64,
 }
 
 /// Collected, outstanding and status of one expected line: the first status that holds.
@@ -78,83 +67,64 @@ pub fn assess_line(
     expected: i64,
     currency: Currency,
     due_date: Date,
-    as_of: Date,
-    matched: &[MatchedRequest],
+    as_of: AsOf,
+    matched: &[&StoredRequest],
 ) -> LineAssessment {
     use PaymentRequestStatus as S;
-    let succeeded = || matched.iter().filter(|r| r.status == S::Succeeded);
+    let succeeded = || matched.iter().filter(|r| r.request.status == S::Succeeded);
     let collected = succeeded()
-        .filter(|r| r.currency == currency)
-        .fold(0_i64, |sum, r| sum.saturating_add(r.amount));
-    let retrying = matched
-        .iter()
-        .find(|r| r.status == S::Processing && r.next_retry_at.is_some());
+        .filter(|r| r.request.amount.currency() == currency)
+        .fold(0_i64, |sum, r| sum.saturating_add(r.request.amount.minor()));
+    let retrying = matched.iter().copied().find(|r| is_retrying(r));
     let newest = matched
         .iter()
-        .max_by_key(|r| (r.created, r.event_created, r.id.as_str()));
+        .copied()
+        .max_by_key(|r| (r.request.created, r.version, r.request.id.as_str()));
+    let newest_is = |status: S| newest.is_some_and(|r| r.request.status == status);
     let status = if collected == expected {
         LineStatus::Paid
     } else if collected > expected {
         LineStatus::Overpaid
-    } else if succeeded().any(|r| r.currency != currency) {
+    } else if succeeded().any(|r| r.request.amount.currency() != currency) {
         LineStatus::CurrencyMismatch
     } else if retrying.is_some() {
         LineStatus::Retrying
     } else if matched
         .iter()
-        .any(|r| matches!(r.status, S::Pending | S::Processing))
+        .any(|r| matches!(r.request.status, S::Pending | S::Processing))
     {
         LineStatus::Pending
     } else if collected > 0 {
         LineStatus::Partial
-    } else if newest.is_some_and(|r| r.status == S::Failed) {
+    } else if newest_is(S::Failed) {
         LineStatus::Failed
-    } else if newest.is_some_and(|r| r.status == S::Cancelled) {
+    } else if newest_is(S::Cancelled) {
         LineStatus::Cancelled
-    } else if as_of > due_date {
+    } else if as_of.date > due_date {
         LineStatus::Overdue
     } else {
         LineStatus::Unpaid
     };
+    let (next_retry_at, next_retry_estimated) = match (status, retrying.and_then(next_retry)) {
+        (LineStatus::Retrying, Some((at, estimated))) => (Some(at), estimated),
+        _ => (None, false),
+    };
     let failure_reason = match status {
-        LineStatus::Retrying => retrying.and_then(|r| r.failure_reason.clone()),
-        LineStatus::Failed => newest.and_then(|r| r.failure_reason.clone()),
+        LineStatus::Retrying => retrying.and_then(|r| r.request.failure_reason.clone()),
+        LineStatus::Failed => newest.and_then(|r| r.request.failure_reason.clone()),
         _ => None,
     };
     LineAssessment {
         collected,
         outstanding: expected.saturating_sub(collected).max(0),
         status,
-        next_retry_at: if status == LineStatus::Retrying {
-            retrying.and_then(|r| r.next_retry_at)
-        } else {
-            None
-        },
+        next_retry_at,
+        next_retry_estimated,
+        retry_stalled: next_retry_at
+            .is_some_and(|at| at.saturating_add(STALLED_AFTER) < as_of.start),
         failure_reason,
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DisbursementStatus {
-    Disbursed,
-    OverDisbursed,
-    InTransit,
-    PayoutFailed,
-    PartiallyDisbursed,
-    NotDisbursed,
-}
-
-impl DisbursementStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DisbursementStatus::Disbursed => "disbursed",
-            DisbursementStatus::OverDisbursed => "over_disbursed",
-            DisbursementStatus::InTransit => "in_transit",
-            DisbursementStatus::PayoutFailed => "payout_failed",
-            DisbursementStatus::PartiallyDisbursed => "partially_disbursed",
-            DisbursementStatus::NotDisbursed => "not_disbursed",
-        }
+        attempts: newest.and_then(|r| r.request.attempts),
+        payment_method_used: newest.and_then(|r| r.request.payment_method_used.clone()),
     }
 }
 
@@ -190,32 +160,56 @@ pub fn disbursement_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Money, PaymentRequest, StatusRank, Version};
 
     fn eur() -> Currency {
         Currency::parse("eur").unwrap()
     }
 
-    fn request(
-        id: &str,
-        amount: i64,
-        status: PaymentRequestStatus,
-        created: i64,
-    ) -> MatchedRequest {
-        MatchedRequest {
-            id: id.into(),
-            amount,
-            currency: eur(),
-            status,
-            next_retry_at: None,
-            failure_reason: None,
-            created,
-            event_created: created,
+    fn request(id: &str, amount: i64, status: PaymentRequestStatus, created: i64) -> StoredRequest {
+        StoredRequest {
+            request: PaymentRequest {
+                id: id.into(),
+                payment_agreement: None,
+                amount: Money::new(amount, eur()).unwrap(),
+                status,
+                failure_reason: None,
+                attempts: None,
+                next_retry_at: None,
+                payment_method_used: None,
+                property_id: None,
+                period: None,
+                description: None,
+                created,
+            },
+            version: Version {
+                created,
+                rank: status.rank(),
+            },
+            set_by_retrying_event: false,
         }
     }
 
-    fn status(matched: &[MatchedRequest], as_of: &str) -> LineStatus {
+    fn as_of(date: &str) -> AsOf {
+        let date: Date = date.parse().unwrap();
+        AsOf {
+            date,
+            start: date
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .unwrap()
+                .timestamp()
+                .as_second(),
+        }
+    }
+
+    fn assess(matched: &[StoredRequest], date: &str) -> LineAssessment {
         let due: Date = "2025-03-01".parse().unwrap();
-        assess_line(120000, eur(), due, as_of.parse().unwrap(), matched).status
+        let refs: Vec<&StoredRequest> = matched.iter().collect();
+        assess_line(120000, eur(), due, as_of(date), &refs)
+    }
+
+    fn status(matched: &[StoredRequest], date: &str) -> LineStatus {
+        assess(matched, date).status
     }
 
     use PaymentRequestStatus as S;
@@ -225,10 +219,10 @@ mod tests {
         let paid = request("a", 120000, S::Succeeded, 1);
         let half = request("b", 60000, S::Succeeded, 2);
         let mut retrying = request("c", 120000, S::Processing, 3);
-        retrying.next_retry_at = Some(99);
-        retrying.failure_reason = Some("insufficient_funds".into());
+        retrying.request.next_retry_at = Some(99);
+        retrying.request.failure_reason = Some("insufficient_funds".into());
         let mut gbp = request("d", 120000, S::Succeeded, 4);
-        gbp.currency = Currency::parse("gbp").unwrap();
+        gbp.request.amount = Money::new(120000, Currency::parse("gbp").unwrap()).unwrap();
         let failed = request("e", 120000, S::Failed, 5);
         let cancelled = request("f", 120000, S::Cancelled, 6);
         let failed_again = request("h", 120000, S::Failed, 7);
@@ -282,18 +276,69 @@ mod tests {
     }
 
     #[test]
+    fn retrying_is_a_failed_attempt_pending_or_processing() {
+        let mut back_to_pending = request("p", 120000, S::Pending, 10);
+        back_to_pending.request.next_retry_at = Some(1_000);
+        assert_eq!(
+            status(&[back_to_pending], "2025-03-20"),
+            LineStatus::Retrying
+        );
+        let mut told_by_event = request("q", 120000, S::Processing, 10);
+        told_by_event.set_by_retrying_event = true;
+        assert_eq!(status(&[told_by_event], "2025-03-20"), LineStatus::Retrying);
+        assert_eq!(
+            status(&[request("r", 120000, S::Processing, 10)], "2025-03-20"),
+            LineStatus::Pending,
+            "processing without a failed attempt is pending"
+        );
+    }
+
+    #[test]
+    fn retry_dates_are_estimated_from_casapays_schedule_when_absent() {
+        let mut first = request("q", 120000, S::Processing, 1_000);
+        first.set_by_retrying_event = true;
+        assert_eq!(next_retry(&first), Some((1_000 + 24 * 3600, true)));
+        first.request.attempts = Some(2);
+        assert_eq!(next_retry(&first), Some((1_000 + 72 * 3600, true)));
+        first.request.next_retry_at = Some(5);
+        assert_eq!(next_retry(&first), Some((5, false)));
+        assert_eq!(next_retry(&request("s", 1, S::Succeeded, 1)), None);
+    }
+
+    #[test]
+    fn a_retry_more_than_a_day_late_is_stalled() {
+        let retry_at = as_of("2025-03-10").start;
+        let mut retrying = request("c", 120000, S::Processing, 3);
+        retrying.request.next_retry_at = Some(retry_at);
+        let on_time = assess(std::slice::from_ref(&retrying), "2025-03-11");
+        assert_eq!(on_time.status, LineStatus::Retrying);
+        assert!(
+            !on_time.retry_stalled,
+            "exactly 24 h late is not yet stalled"
+        );
+        assert!(assess(&[retrying], "2025-03-12").retry_stalled);
+    }
+
+    #[test]
     fn amounts_and_details() {
         let mut retrying = request("c", 120000, S::Processing, 3);
-        retrying.next_retry_at = Some(99);
-        retrying.failure_reason = Some("insufficient_funds".into());
+        retrying.request.next_retry_at = Some(99);
+        retrying.request.failure_reason = Some("insufficient_funds".into());
+        retrying.request.attempts = Some(1);
+        retrying.request.payment_method_used = Some("direct_debit".into());
         let half = request("b", 60000, S::Succeeded, 2);
-        let due: Date = "2025-03-01".parse().unwrap();
-        let line = assess_line(120000, eur(), due, due, &[half, retrying]);
+        let line = assess(&[half, retrying], "2025-03-01");
         assert_eq!((line.collected, line.outstanding), (60000, 60000));
         assert_eq!(line.next_retry_at, Some(99));
+        assert!(!line.next_retry_estimated);
         assert_eq!(line.failure_reason.as_deref(), Some("insufficient_funds"));
-        let over = assess_line(100, eur(), due, due, &[request("x", 150, S::Succeeded, 1)]);
+        assert_eq!(line.attempts, Some(1));
+        assert_eq!(line.payment_method_used.as_deref(), Some("direct_debit"));
+        let due: Date = "2025-03-01".parse().unwrap();
+        let over = request("x", 150, S::Succeeded, 1);
+        let over = assess_line(100, eur(), due, as_of("2025-03-01"), &[&over]);
         assert_eq!((over.collected, over.outstanding), (150, 0));
+        assert_eq!(StatusRank(3), S::Succeeded.rank());
     }
 
     #[test]

@@ -11,51 +11,18 @@ use jiff::tz::TimeZone;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::domain::{Currency, Period};
-use crate::recon::render::money;
-use crate::recon::rules::{DisbursementStatus, LineStatus};
-use crate::recon::{self, Reconciliation, Total};
+use crate::domain::{Currency, ExceptionKind, Period};
+use crate::format::timestamp;
+use crate::recon::{self, Exception, Reconciliation, Total, exceptions_of};
 use crate::store::{self, StoreError};
+
+/// Quarantined events listed in a report at most; the API lists them all.
+const QUARANTINED_LISTED: usize = 1000;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EventCounts {
     pub received: i64,
     pub by_type: BTreeMap<String, i64>,
-}
-
-/// Something that needs a person.
-#[derive(Debug, Clone, Serialize)]
-pub struct Exception {
-    pub kind: String,
-    pub property_id: Option<String>,
-    pub landlord_id: Option<String>,
-    pub period: Option<String>,
-    pub amount: Option<i64>,
-    pub currency: Option<Currency>,
-    pub detail: String,
-}
-
-impl Exception {
-    /// Property, landlord and period, those that apply, joined by `separator`.
-    pub fn subject(&self, separator: &str) -> String {
-        [
-            self.property_id.as_deref(),
-            self.landlord_id.as_deref(),
-            self.period.as_deref(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(separator)
-    }
-
-    /// The amount with its currency's symbol, or nothing.
-    pub fn amount_display(&self) -> String {
-        match (self.amount, self.currency) {
-            (Some(amount), Some(currency)) => money(amount, currency),
-            _ => String::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -114,9 +81,26 @@ pub fn build_daily_report(
     )?);
 
     let mut exceptions: Vec<Exception> = periods.iter().flat_map(exceptions_of).collect();
+    for event in store::quarantined_events(conn, QUARANTINED_LISTED)? {
+        exceptions.push(Exception {
+            kind: ExceptionKind::QuarantinedEvent,
+            property_id: None,
+            landlord_id: None,
+            period: None,
+            amount: None,
+            currency: None,
+            detail: format!(
+                "event {} ({}) received {} cannot be applied: {}; `casapay-recon events replay --quarantined` once it can",
+                event.id,
+                event.kind,
+                timestamp(event.received_at_ms.div_euclid(1000)),
+                event.reason.unwrap_or_default()
+            ),
+        });
+    }
     for mail in store::list_outbox(conn, Some("failed"), 1000)? {
         exceptions.push(Exception {
-            kind: "undeliverable_mail".into(),
+            kind: ExceptionKind::UndeliverableMail,
             property_id: None,
             landlord_id: None,
             period: None,
@@ -155,97 +139,4 @@ pub fn build_daily_report(
         exceptions,
         totals: totals.into_values().collect(),
     })
-}
-
-/// The exceptions of one period's reconciliation.
-pub fn exceptions_of(r: &Reconciliation) -> Vec<Exception> {
-    let mut exceptions = Vec::new();
-    for line in r.lines.iter().filter(|l| l.status.is_exception()) {
-        let (amount, detail) = match line.status {
-            LineStatus::Overpaid => (
-                line.collected - line.expected,
-                format!(
-                    "collected {} more than expected",
-                    money(line.collected - line.expected, line.currency)
-                ),
-            ),
-            LineStatus::Retrying => (
-                line.outstanding,
-                format!(
-                    "{}; retry at {}",
-                    line.failure_reason
-                        .as_deref()
-                        .unwrap_or("collection failed"),
-                    line.next_retry_at
-                        .and_then(|t| jiff::Timestamp::from_second(t).ok())
-                        .map_or_else(|| "an unknown time".to_string(), |t| t.to_string())
-                ),
-            ),
-            LineStatus::Failed => (
-                line.outstanding,
-                line.failure_reason
-                    .clone()
-                    .unwrap_or_else(|| "collection failed".into()),
-            ),
-            LineStatus::Overdue => (
-                line.outstanding,
-                format!("nothing collected; due {}", line.due_date),
-            ),
-            LineStatus::CurrencyMismatch => (
-                line.outstanding,
-                "a payment arrived in another currency".into(),
-            ),
-            _ => (
-                line.outstanding,
-                format!(
-                    "{} of {} collected",
-                    money(line.collected, line.currency),
-                    money(line.expected, line.currency)
-                ),
-            ),
-        };
-        exceptions.push(Exception {
-            kind: line.status.as_str().into(),
-            property_id: Some(line.property_id.clone()),
-            landlord_id: Some(line.landlord_id.clone()),
-            period: Some(line.period.clone()),
-            amount: Some(amount),
-            currency: Some(line.currency),
-            detail: if line.payment_requests.is_empty() {
-                detail
-            } else {
-                format!("{detail} ({})", line.payment_requests.join(", "))
-            },
-        });
-    }
-    for unmatched in &r.unmatched {
-        exceptions.push(Exception {
-            kind: "unmatched".into(),
-            property_id: unmatched.property_id.clone(),
-            landlord_id: None,
-            period: unmatched.period.clone().or_else(|| Some(r.period.clone())),
-            amount: Some(unmatched.amount),
-            currency: Some(unmatched.currency),
-            detail: format!(
-                "payment {} matches no expected rent",
-                unmatched.payment_request
-            ),
-        });
-    }
-    for payout in r
-        .payouts
-        .iter()
-        .filter(|p| p.status == DisbursementStatus::PayoutFailed)
-    {
-        exceptions.push(Exception {
-            kind: "payout_failed".into(),
-            property_id: None,
-            landlord_id: Some(payout.landlord_id.clone()),
-            period: Some(payout.period.clone()),
-            amount: Some(payout.failed),
-            currency: Some(payout.currency),
-            detail: format!("payouts {}", payout.payouts.join(", ")),
-        });
-    }
-    exceptions
 }

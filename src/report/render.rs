@@ -2,9 +2,11 @@
 
 use askama::Template;
 
-use super::{DailyReport, Exception};
-use crate::notify::{MailDraft, MailKind};
-use crate::recon::render::{self, Format, HtmlLine, html_lines, money, neutralise, total_cells};
+use super::DailyReport;
+use crate::domain::{MailDraft, MailKind};
+use crate::format::{self, Format, money, printable};
+use crate::recon::Exception;
+use crate::recon::render::{self, HtmlLine, html_lines, total_cells};
 
 pub fn render_report(report: &DailyReport, format: Format) -> String {
     match format {
@@ -16,9 +18,8 @@ pub fn render_report(report: &DailyReport, format: Format) -> String {
 }
 
 fn csv(exceptions: &[Exception]) -> String {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer
-        .write_record([
+    format::csv(
+        &[
             "kind",
             "property_id",
             "landlord_id",
@@ -27,25 +28,20 @@ fn csv(exceptions: &[Exception]) -> String {
             "amount_display",
             "currency",
             "detail",
-        ])
-        .expect("writing to memory");
-    for e in exceptions {
-        let row = [
-            e.kind.clone(),
-            e.property_id.clone().unwrap_or_default(),
-            e.landlord_id.clone().unwrap_or_default(),
-            e.period.clone().unwrap_or_default(),
-            e.amount.map(|a| a.to_string()).unwrap_or_default(),
-            e.amount_display(),
-            e.currency.map(|c| c.code()).unwrap_or_default(),
-            e.detail.clone(),
-        ];
-        writer
-            .write_record(row.iter().map(|c| neutralise(c)))
-            .expect("writing to memory");
-    }
-    String::from_utf8(writer.into_inner().expect("flushing to memory"))
-        .expect("CSV of UTF-8 strings")
+        ],
+        exceptions.iter().map(|e| {
+            [
+                e.kind.as_str().to_string(),
+                e.property_id.clone().unwrap_or_default(),
+                e.landlord_id.clone().unwrap_or_default(),
+                e.period.clone().unwrap_or_default(),
+                e.amount.map(|a| a.to_string()).unwrap_or_default(),
+                e.amount_display(),
+                e.currency.map(|c| c.code()).unwrap_or_default(),
+                e.detail.clone(),
+            ]
+        }),
+    )
 }
 
 fn text(report: &DailyReport) -> String {
@@ -56,13 +52,13 @@ fn text(report: &DailyReport) -> String {
     }
     out.push_str(&format!("\nExceptions: {}\n", report.exceptions.len()));
     for e in &report.exceptions {
-        let subject = e.subject(" ");
+        let subject = printable(&e.subject(" "));
         out.push_str(&format!(
             "  {:<19} {:<28} {:>14}  {}\n",
-            e.kind,
+            e.kind.as_str(),
             subject,
             e.amount_display(),
-            e.detail
+            printable(&e.detail)
         ));
     }
     for period in &report.periods {
@@ -99,7 +95,7 @@ pub struct ExceptionRow {
 impl From<&Exception> for ExceptionRow {
     fn from(e: &Exception) -> Self {
         Self {
-            kind: e.kind.clone(),
+            kind: e.kind.as_str().to_string(),
             subject: e.subject(" · "),
             amount: e.amount_display(),
             detail: e.detail.clone(),

@@ -11,7 +11,7 @@ use tokio::sync::{Notify, watch};
 use super::build_daily_report;
 use super::render::report_mail;
 use crate::config::Settings;
-use crate::startup::Clock;
+use crate::domain::Clock;
 use crate::store::{self, ReadPool, StoreError, Writer};
 
 /// Dates missed while down further back than this are not sent.

@@ -19,16 +19,20 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
 pub use credentials::{Credentials, GeneratedCredential, stored_webhook_secret};
-pub use events::{EventCursor, EventPage, event_cursor, insert_event, list_events};
-pub use objects::{
-    StoredVersion, payment_request_version, payout_version, save_payment_request, save_payout,
+pub use events::{
+    EventCursor, EventFilter, EventPage, QuarantinedEvent, StoredEvent, count_quarantined,
+    event_cursor, events_after, insert_event, list_events, quarantined_events, set_event_state,
 };
+pub use objects::{SetBy, clear_objects, object_version, save_object};
 pub use outbox::{
-    ClaimedMail, OutboxRow, claim_due_mail, landlord_by_id, landlord_of_property, list_outbox,
-    mark_mail_failed, mark_mail_sent, outbox_depth, queue_mail, requeue_failed_mail,
+    ClaimedMail, OutboxRow, claim_due_mail, list_outbox, mark_mail_failed, mark_mail_sent,
+    outbox_depth, queue_mail, requeue_failed_mail,
 };
-pub use reconciliation::load_period;
-pub use rent_roll::{ImportSummary, import_rent_roll};
+pub use reconciliation::{PeriodData, UNDATED_MARGIN_DAYS, load_period};
+pub use rent_roll::{
+    ImportSummary, due_dates, import_rent_roll, landlord_by_bank_account, landlord_contact,
+    property_rent,
+};
 pub use reports::{count_events_received, last_daily_report, periods_before, record_daily_report};
 pub use writer::Writer;
 
@@ -36,7 +40,7 @@ const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// Migrations after the first schema: `MIGRATIONS[i]` takes version `i + 1` to `i + 2`.
 /// `schema.sql` is always the result of applying all of them.
-const MIGRATIONS: &[&str] = &[];
+const MIGRATIONS: &[&str] = &[include_str!("migrations/2-event-states.sql")];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
@@ -61,6 +65,11 @@ pub enum StoreError {
         "database schema version {found} is newer than this binary's {supported}: upgrade casapay-recon"
     )]
     SchemaTooNew { found: i64, supported: i64 },
+}
+
+/// A stored value this binary cannot read: a bug or a damaged database, never "try again".
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("stored {what} `{value}` is not valid"))
 }
 
 /// Opens the one write connection: WAL, and `synchronous=FULL` so that a

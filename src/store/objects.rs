@@ -3,58 +3,57 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
-use crate::domain::StatusRank;
-use crate::webhook::event::{PaymentRequest, Payout};
+use crate::domain::{Object, PaymentRequest, Payout, StatusRank, Version};
 
-/// What decides whether an incoming event is newer: the `created` of the event
-/// that set the stored state, then its status rank.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct StoredVersion {
-    pub event_created: i64,
-    pub rank: StatusRank,
-}
-
-fn version(conn: &Connection, sql: &str, id: &str) -> Result<Option<StoredVersion>, StoreError> {
+/// The version of the stored state of `object`'s id, if any.
+pub fn object_version(conn: &Connection, object: &Object) -> Result<Option<Version>, StoreError> {
+    let sql = match object {
+        Object::PaymentRequest(_) => {
+            "SELECT event_created, status_rank FROM payment_requests WHERE id = ?1"
+        }
+        Object::Payout(_) => "SELECT event_created, status_rank FROM payouts WHERE id = ?1",
+    };
     Ok(conn
         .prepare_cached(sql)?
-        .query_row([id], |row| {
-            Ok(StoredVersion {
-                event_created: row.get(0)?,
+        .query_row([object.id()], |row| {
+            Ok(Version {
+                created: row.get(0)?,
                 rank: StatusRank(row.get(1)?),
             })
         })
         .optional()?)
 }
 
-pub fn payment_request_version(
+/// What set a stored state: the event (or sync snapshot) and its type.
+#[derive(Debug, Clone, Copy)]
+pub struct SetBy<'a> {
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub version: Version,
+}
+
+/// Stores `object` as the newest state of its id.
+pub fn save_object(
     conn: &Connection,
-    id: &str,
-) -> Result<Option<StoredVersion>, StoreError> {
-    version(
-        conn,
-        "SELECT event_created, status_rank FROM payment_requests WHERE id = ?1",
-        id,
-    )
+    object: &Object,
+    set_by: SetBy<'_>,
+) -> Result<(), StoreError> {
+    match object {
+        Object::PaymentRequest(pr) => save_payment_request(conn, pr, set_by),
+        Object::Payout(po) => save_payout(conn, po, set_by),
+    }
 }
 
-pub fn payout_version(conn: &Connection, id: &str) -> Result<Option<StoredVersion>, StoreError> {
-    version(
-        conn,
-        "SELECT event_created, status_rank FROM payouts WHERE id = ?1",
-        id,
-    )
-}
-
-pub fn save_payment_request(
+fn save_payment_request(
     conn: &Connection,
     pr: &PaymentRequest,
-    event_id: &str,
-    event_created: i64,
+    set_by: SetBy<'_>,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO payment_requests (id, payment_agreement, amount, currency, status, failure_reason,
-             attempts, next_retry_at, property_id, period, created, event_created, status_rank, last_event_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             attempts, next_retry_at, property_id, period, created, event_created, status_rank,
+             last_event_id, payment_method_used, last_event_type)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
          ON CONFLICT (id) DO UPDATE SET
              payment_agreement = excluded.payment_agreement, amount = excluded.amount,
              currency = excluded.currency, status = excluded.status,
@@ -62,7 +61,9 @@ pub fn save_payment_request(
              next_retry_at = excluded.next_retry_at, property_id = excluded.property_id,
              period = excluded.period, created = excluded.created,
              event_created = excluded.event_created, status_rank = excluded.status_rank,
-             last_event_id = excluded.last_event_id",
+             last_event_id = excluded.last_event_id,
+             payment_method_used = excluded.payment_method_used,
+             last_event_type = excluded.last_event_type",
     )?
     .execute(params![
         pr.id,
@@ -76,30 +77,28 @@ pub fn save_payment_request(
         pr.property_id,
         pr.period,
         pr.created,
-        event_created,
-        pr.status.rank().0,
-        event_id,
+        set_by.version.created,
+        set_by.version.rank.0,
+        set_by.event_id,
+        pr.payment_method_used,
+        set_by.event_type,
     ])?;
     Ok(())
 }
 
-pub fn save_payout(
-    conn: &Connection,
-    po: &Payout,
-    event_id: &str,
-    event_created: i64,
-) -> Result<(), StoreError> {
+fn save_payout(conn: &Connection, po: &Payout, set_by: SetBy<'_>) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO payouts (id, amount, currency, status, destination, arrival_date, failure_code,
-             failure_message, landlord_id, period, created, event_created, status_rank, last_event_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             failure_message, landlord_id, period, created, event_created, status_rank, last_event_id,
+             failure_reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          ON CONFLICT (id) DO UPDATE SET
              amount = excluded.amount, currency = excluded.currency, status = excluded.status,
              destination = excluded.destination, arrival_date = excluded.arrival_date,
              failure_code = excluded.failure_code, failure_message = excluded.failure_message,
              landlord_id = excluded.landlord_id, period = excluded.period, created = excluded.created,
              event_created = excluded.event_created, status_rank = excluded.status_rank,
-             last_event_id = excluded.last_event_id",
+             last_event_id = excluded.last_event_id, failure_reason = excluded.failure_reason",
     )?
     .execute(params![
         po.id,
@@ -113,9 +112,16 @@ pub fn save_payout(
         po.landlord_id,
         po.period,
         po.created,
-        event_created,
-        po.status.rank().0,
-        event_id,
+        set_by.version.created,
+        set_by.version.rank.0,
+        set_by.event_id,
+        po.failure_reason,
     ])?;
+    Ok(())
+}
+
+/// Empties the derived object tables, for a replay that rebuilds them from the log.
+pub fn clear_objects(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("DELETE FROM payment_requests; DELETE FROM payouts;")?;
     Ok(())
 }

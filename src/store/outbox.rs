@@ -1,9 +1,9 @@
 //! The mail outbox: queued with its cause, claimed by a worker, marked once sent.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::StoreError;
-use crate::notify::{LandlordContact, MailDraft};
+use crate::domain::MailDraft;
 
 /// Queues one mail. A second mail for the same (cause, recipient) is ignored.
 pub fn queue_mail(
@@ -143,42 +143,6 @@ pub fn list_outbox(
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
-fn contact(row: &rusqlite::Row<'_>) -> rusqlite::Result<LandlordContact> {
-    Ok(LandlordContact {
-        name: row.get(0)?,
-        email: row.get(1)?,
-        notify: row.get(2)?,
-        property_name: row.get(3)?,
-    })
-}
-
-/// The landlord of a PaymentRequest's property: by `metadata.property_id`,
-/// failing that by its payment agreement.
-pub fn landlord_of_property(
-    conn: &Connection,
-    property_id: Option<&str>,
-    payment_agreement: Option<&str>,
-) -> Result<Option<LandlordContact>, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT l.name, l.email, l.notify, p.name FROM properties p JOIN landlords l ON l.id = p.landlord_id
-             WHERE p.id = ?1 OR (p.payment_agreement = ?2 AND NOT EXISTS (SELECT 1 FROM properties WHERE id = ?1))
-             LIMIT 1",
-        )?
-        .query_row(params![property_id, payment_agreement], contact)
-        .optional()?)
-}
-
-pub fn landlord_by_id(
-    conn: &Connection,
-    landlord_id: &str,
-) -> Result<Option<LandlordContact>, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT name, email, notify, NULL FROM landlords WHERE id = ?1")?
-        .query_row([landlord_id], contact)
-        .optional()?)
 }
 
 /// Mail waiting to be sent: queued, or claimed and not yet marked.

@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, params};
+use jiff::civil::Date;
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use super::StoreError;
+use super::{StoreError, corrupt};
+use crate::domain::{LandlordContact, Period, PropertyKey, PropertyRent};
 use crate::rent_roll::{RentRoll, RentRollErrors, RowError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,19 +24,21 @@ pub fn import_rent_roll(
     conn: &Connection,
     roll: &RentRoll,
 ) -> Result<Result<ImportSummary, RentRollErrors>, StoreError> {
-    let conflicts = agreement_conflicts(conn, roll)?;
+    let mut conflicts = agreement_conflicts(conn, roll)?;
+    conflicts.extend(bank_account_conflicts(conn, roll)?);
     if !conflicts.is_empty() {
         return Ok(Err(RentRollErrors(conflicts)));
     }
     let mut landlord = conn.prepare_cached(
-        "INSERT INTO landlords (id, name, email, notify) VALUES (?1, ?2, ?3, coalesce(?4, 1))
+        "INSERT INTO landlords (id, name, email, notify, bank_account) VALUES (?1, ?2, ?3, coalesce(?4, 1), ?5)
          ON CONFLICT (id) DO UPDATE SET
              name = coalesce(excluded.name, landlords.name),
              email = coalesce(excluded.email, landlords.email),
-             notify = coalesce(?4, landlords.notify)",
+             notify = coalesce(?4, landlords.notify),
+             bank_account = coalesce(excluded.bank_account, landlords.bank_account)",
     )?;
     for l in &roll.landlords {
-        landlord.execute(params![l.id, l.name, l.email, l.notify])?;
+        landlord.execute(params![l.id, l.name, l.email, l.notify, l.bank_account])?;
     }
     let mut property = conn.prepare_cached(
         "INSERT INTO properties (id, landlord_id, name, payment_agreement) VALUES (?1, ?2, ?3, ?4)
@@ -69,6 +73,35 @@ pub fn import_rent_roll(
         properties: roll.properties.len(),
         landlords: roll.landlords.len(),
     }))
+}
+
+/// A bank account must name one landlord, or a payout without metadata could
+/// go to either: a stored landlord keeping account A conflicts with a file row
+/// giving A to another landlord, unless the same file moves the stored one.
+fn bank_account_conflicts(conn: &Connection, roll: &RentRoll) -> Result<Vec<RowError>, StoreError> {
+    let in_file: HashMap<&str, Option<&str>> = roll
+        .landlords
+        .iter()
+        .map(|l| (l.id.as_str(), l.bank_account.as_deref()))
+        .collect();
+    let mut conflicts = Vec::new();
+    for landlord in &roll.landlords {
+        let Some(account) = &landlord.bank_account else {
+            continue;
+        };
+        let Some(other) = landlord_by_bank_account(conn, account)? else {
+            continue;
+        };
+        let moved_away = matches!(in_file.get(other.as_str()), Some(Some(new)) if new != account);
+        if other != landlord.id && !moved_away {
+            conflicts.push(RowError {
+                line: landlord.line,
+                column: Some("bank_account".into()),
+                message: format!("bank account {account} is already stored for landlord {other}"),
+            });
+        }
+    }
+    Ok(conflicts)
 }
 
 /// A payment agreement must name one property, or the fallback match is ambiguous.
@@ -107,4 +140,96 @@ fn agreement_conflicts(conn: &Connection, roll: &RentRoll) -> Result<Vec<RowErro
         }
     }
     Ok(conflicts)
+}
+
+/// A property with the due dates of its expected lines (all, or those in
+/// `within`), found by id or by payment agreement.
+pub fn property_rent(
+    conn: &Connection,
+    key: PropertyKey<'_>,
+    within: Option<(Period, Period)>,
+) -> Result<Option<PropertyRent>, StoreError> {
+    let sql = match key {
+        PropertyKey::Id(_) => "SELECT id, landlord_id, name FROM properties WHERE id = ?1",
+        PropertyKey::Agreement(_) => {
+            "SELECT id, landlord_id, name FROM properties WHERE payment_agreement = ?1"
+        }
+    };
+    let (PropertyKey::Id(value) | PropertyKey::Agreement(value)) = key;
+    let Some((property_id, landlord_id, property_name)) = conn
+        .prepare_cached(sql)?
+        .query_row([value], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+            ))
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let due_dates = due_dates(conn, &property_id, within)?;
+    Ok(Some(PropertyRent {
+        property_id,
+        landlord_id,
+        property_name,
+        due_dates,
+    }))
+}
+
+/// (period, due date) of a property's lines, all of them or those in `within` (inclusive).
+pub fn due_dates(
+    conn: &Connection,
+    property_id: &str,
+    within: Option<(Period, Period)>,
+) -> Result<Vec<(Period, Date)>, StoreError> {
+    let (from, until) = within.map_or((String::new(), "9999-99".to_string()), |(a, b)| {
+        (a.to_string(), b.to_string())
+    });
+    let mut statement = conn.prepare_cached(
+        "SELECT period, due_date FROM expected_rent
+         WHERE property_id = ?1 AND period >= ?2 AND period <= ?3 ORDER BY period",
+    )?;
+    let rows = statement.query_map(params![property_id, from, until], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+    })?;
+    let mut dates = Vec::new();
+    for row in rows {
+        let (period, due) = row?;
+        dates.push((
+            period.parse().map_err(|_| corrupt("period", &period))?,
+            due.parse().map_err(|_| corrupt("due date", &due))?,
+        ));
+    }
+    Ok(dates)
+}
+
+/// The landlord whose CasaPay bank account is `bank_account`.
+pub fn landlord_by_bank_account(
+    conn: &Connection,
+    bank_account: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM landlords WHERE bank_account = ?1")?
+        .query_row([bank_account], |row| row.get(0))
+        .optional()?)
+}
+
+/// How to reach a landlord.
+pub fn landlord_contact(
+    conn: &Connection,
+    landlord_id: &str,
+) -> Result<Option<LandlordContact>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id, name, email, notify FROM landlords WHERE id = ?1")?
+        .query_row([landlord_id], |row| {
+            Ok(LandlordContact {
+                landlord_id: row.get(0)?,
+                name: row.get(1)?,
+                email: row.get(2)?,
+                notify: row.get(3)?,
+            })
+        })
+        .optional()?)
 }

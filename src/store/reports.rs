@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
-use crate::notify::MailDraft;
+use crate::domain::MailDraft;
 
 /// Events received in [from, until) (unix ms), counted by type.
 pub fn count_events_received(

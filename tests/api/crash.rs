@@ -7,8 +7,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use casapay_recon::casapay::signature;
 use casapay_recon::domain::Secret;
-use casapay_recon::webhook::signature;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 

@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
+use casapay_recon::casapay::signature;
 use casapay_recon::config::Settings;
+use casapay_recon::domain::Clock;
 use casapay_recon::domain::Secret;
-use casapay_recon::startup::{Application, Clock};
-use casapay_recon::webhook::signature;
+use casapay_recon::startup::Application;
 use rusqlite::Connection;
 use serde_json::{Value, json};
 
@@ -139,12 +140,12 @@ pub fn payment_request_event(
     created: i64,
 ) -> String {
     json!({
-        "id": event_id, "object": "event", "type": kind, "created": created, "livemode": false,
+        "id": event_id, "object": "event", "type": kind, "created": created, "livemode": true,
         "data": {"object": {
             "id": preq, "object": "payment_request", "payment_agreement": "pa_1",
             "amount": 120000, "currency": "eur", "status": status,
             "metadata": {"property_id": "prop_1", "period": "2025-03"},
-            "created": 1_700_000_000, "livemode": false
+            "created": 1_700_000_000, "livemode": true
         }}
     })
     .to_string()

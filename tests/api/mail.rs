@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use casapay_recon::domain::Clock;
 use casapay_recon::domain::Secret;
-use casapay_recon::startup::Clock;
 use serde_json::json;
 
 use crate::helpers::{TestApp, event_with, expect_json, payout, request, spawn_app_with};
@@ -121,7 +121,7 @@ async fn each_event_type_mails_the_right_people_with_the_right_amounts() {
             ),
             (
                 "ops@example.com".into(),
-                "Rent collection failed for prop_4 — March 2025: .د.ب1.500".into()
+                "Rent collection failed for Villa 4 — March 2025: .د.ب1.500".into()
             ),
         ]
     );

@@ -4,8 +4,8 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use base64::Engine;
-use casapay_recon::startup::Clock;
-use casapay_recon::webhook::signature;
+use casapay_recon::casapay::signature;
+use casapay_recon::domain::Clock;
 
 use crate::helpers::{
     ADMIN_TOKEN, TestApp, event_with, expect_json, payment_request_event, request, spawn_app,
@@ -137,74 +137,26 @@ async fn a_slow_drip_body_is_cut_off_and_the_service_keeps_answering() {
 }
 
 #[tokio::test]
-async fn hostile_webhook_bodies_are_clear_400s_and_store_nothing() {
+async fn hostile_webhook_bodies_are_refused_or_quarantined_never_applied() {
     let app = spawn_app().await;
     let nested = format!(
         r#"{{"id":"evt_n","type":"x","created":1,"data":{{"object":{{"a":{}1{}}}}}}}"#,
         "[".repeat(5000),
         "]".repeat(5000)
     );
-    let huge = payment_request_event(
-        "evt_h",
-        "payment_request.succeeded",
-        "preq_h",
-        "succeeded",
-        1,
-    )
-    .replace("120000", "99999999999999999999");
-    let too_big = payment_request_event(
-        "evt_b",
-        "payment_request.succeeded",
-        "preq_b",
-        "succeeded",
-        1,
-    )
-    .replace("120000", "1000000000000001");
-    let negative = payment_request_event(
-        "evt_g",
-        "payment_request.succeeded",
-        "preq_g",
-        "succeeded",
-        1,
-    )
-    .replace("120000", "-1");
-    let currency = payment_request_event(
-        "evt_c",
-        "payment_request.succeeded",
-        "preq_c",
-        "succeeded",
-        1,
-    )
-    .replace("\"eur\"", "\"xxx\"");
     let mut invalid_utf8 =
         br#"{"id":"evt_u","type":"x","created":1,"data":{"object":{"name":""#.to_vec();
     invalid_utf8.extend_from_slice(&[0xff, 0xfe]);
     invalid_utf8.extend_from_slice(br#""}}}"#);
-    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+    let refused: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "deeply nested JSON",
             nested.into_bytes(),
             "nested deeper than 64",
         ),
-        ("amount beyond i64", huge.into_bytes(), "data.object"),
-        (
-            "amount beyond 10^15",
-            too_big.into_bytes(),
-            "data.object.amount",
-        ),
-        (
-            "negative amount",
-            negative.into_bytes(),
-            "data.object.amount",
-        ),
-        (
-            "unknown currency",
-            currency.into_bytes(),
-            "data.object.currency",
-        ),
         ("invalid UTF-8", invalid_utf8, "not UTF-8"),
     ];
-    for (name, body, field) in cases {
+    for (name, body, field) in refused {
         let header = signature::sign(&app.secret, jiff::Timestamp::now().as_second(), &body);
         let error = expect_json(app.post_raw(body, Some(header)).await, 400).await;
         assert_eq!(error["error"]["type"], "invalid_event", "{name}: {error}");
@@ -215,6 +167,61 @@ async fn hostile_webhook_bodies_are_clear_400s_and_store_nothing() {
         );
     }
     assert_eq!(app.count("SELECT count(*) FROM events"), 0);
+
+    // Signed events whose object cannot be applied are kept, never applied.
+    let event = |id: &str, from: &str, to: &str| {
+        payment_request_event(
+            id,
+            "payment_request.succeeded",
+            &format!("preq_{id}"),
+            "succeeded",
+            1,
+        )
+        .replace(from, to)
+    };
+    let quarantined = [
+        (
+            "amount beyond i64",
+            event("evt_h", "120000", "99999999999999999999"),
+            "data.object.amount",
+        ),
+        (
+            "amount beyond 10^15",
+            event("evt_b", "120000", "1000000000000001"),
+            "data.object.amount",
+        ),
+        (
+            "negative amount",
+            event("evt_g", "120000", "-1"),
+            "data.object.amount",
+        ),
+        (
+            "unknown currency",
+            event("evt_c", "\"eur\"", "\"xxx\""),
+            "data.object.currency",
+        ),
+    ];
+    for (name, body, field) in &quarantined {
+        let receipt = expect_json(app.post_event(body).await, 200).await;
+        assert_eq!(receipt["state"], "quarantined", "{name}");
+        let id = receipt["id"].as_str().unwrap();
+        let reason: String = app
+            .db()
+            .query_row("SELECT reason FROM events WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(
+            reason.contains(field),
+            "{name}: `{reason}` does not name {field}"
+        );
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM events WHERE state = 'quarantined'"),
+        quarantined.len() as i64
+    );
+    assert_eq!(app.count("SELECT count(*) FROM payment_requests"), 0);
+    assert_eq!(app.count("SELECT count(*) FROM outbox"), 0);
 }
 
 #[tokio::test]

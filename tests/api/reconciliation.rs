@@ -1,7 +1,7 @@
 //! SPEC §5 through the real endpoint: one case per line status and per payout
 //! status, each built from the events that produce it.
 
-use casapay_recon::startup::Clock;
+use casapay_recon::domain::Clock;
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -283,7 +283,7 @@ async fn every_line_and_payout_status_from_real_events() {
 
     assert_eq!(
         r["unmatched"],
-        json!([{"payment_request": "preq_x", "amount": 5000, "currency": "eur", "property_id": "prop_zzz", "period": "2025-03"}])
+        json!([{"payment_request": "preq_x", "amount": 5000, "currency": "eur", "status": "succeeded", "property_id": "prop_zzz", "period": "2025-03"}])
     );
 
     let payouts = [

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casapay_recon::config::Settings;
+use casapay_recon::domain::Clock;
 use casapay_recon::domain::Secret;
 use casapay_recon::report::scheduler::Scheduler;
-use casapay_recon::startup::Clock;
 use casapay_recon::store::{self, Writer};
 use serde_json::{Value, json};
 

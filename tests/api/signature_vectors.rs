@@ -1,9 +1,9 @@
 //! Every vector of shared/vectors/signatures.json, through the verifier and through HTTP.
 
 use base64::Engine;
+use casapay_recon::casapay::signature;
+use casapay_recon::domain::Clock;
 use casapay_recon::domain::Secret;
-use casapay_recon::startup::Clock;
-use casapay_recon::webhook::signature;
 use serde::Deserialize;
 
 use crate::helpers::{expect_json, spawn_app_with};

@@ -1,4 +1,5 @@
 //! `POST /webhooks/casapay`: read at most `max_body` bytes, verify, parse, store.
+//! Every signed event is answered 200 once stored, whatever its state.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,17 +9,20 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::casapay::{event, signature};
 use crate::error::ApiError;
 use crate::ingest::{self, Outcome};
 use crate::metrics;
 use crate::startup::AppState;
-use crate::webhook::{event, signature};
 
 #[derive(Debug, Serialize)]
 struct Receipt {
     received: bool,
     id: String,
     duplicate: bool,
+    /// What became of a new event (`applied`, `quarantined`, …); absent on a duplicate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'static str>,
 }
 
 pub async fn receive_webhook(
@@ -32,13 +36,14 @@ pub async fn receive_webhook(
     let micros = elapsed.as_micros() as u64;
     match &result {
         Ok((receipt, kind)) => {
-            let outcome = if receipt.duplicate {
-                "duplicate"
-            } else {
-                "stored"
+            let outcome = match (receipt.duplicate, receipt.state) {
+                (true, _) => "duplicate",
+                (false, Some("quarantined")) => "quarantined",
+                (false, Some("other_mode")) => "other_mode",
+                _ => "stored",
             };
             metrics::webhook(kind, outcome, elapsed);
-            tracing::info!(event_id = %receipt.id, event_type = %kind, outcome, latency_us = micros, "webhook");
+            tracing::info!(event_id = %receipt.id, event_type = %kind, outcome, state = receipt.state.unwrap_or("duplicate"), latency_us = micros, "webhook");
         }
         Err(error) => {
             let outcome = match error {
@@ -82,23 +87,38 @@ async fn receive(
     let event = event::parse(&body)?;
     let id = event.id.clone();
     let kind = event.kind.clone();
+    if event::type_disagrees(&event) {
+        metrics::type_mismatch(&kind);
+        tracing::warn!(event_id = %id, event_type = %kind, "event type disagrees with its object's status; applied by the object");
+    }
     let received_at = now.as_millisecond();
-    let policy = Arc::clone(&state.mail_policy);
+    let policy = Arc::clone(&state.ingest);
     let outcome = state
         .writer
         .write(move |conn| ingest::apply_event(conn, &event, received_at, &policy))
         .await?;
-    if let Outcome::Stored {
-        mails: mails @ 1.., ..
-    } = outcome
-    {
-        metrics::mail("queued", mails);
-        state.mail_wake.notify_one();
-    }
-    let receipt = Receipt {
-        received: true,
-        id,
-        duplicate: outcome == Outcome::Duplicate,
+    let receipt = match outcome {
+        Outcome::Duplicate => Receipt {
+            received: true,
+            id,
+            duplicate: true,
+            state: None,
+        },
+        Outcome::Stored {
+            state: reached,
+            mails,
+        } => {
+            if mails > 0 {
+                metrics::mail("queued", mails);
+                state.mail_wake.notify_one();
+            }
+            Receipt {
+                received: true,
+                id,
+                duplicate: false,
+                state: Some(reached.as_str()),
+            }
+        }
     };
     Ok((receipt, kind))
 }

@@ -1,0 +1,196 @@
+//! What in a reconciliation needs a person: the exceptions the daily report,
+//! the dashboard and `/metrics` list and count.
+
+use serde::Serialize;
+
+use super::{Line, Reconciliation};
+use crate::domain::{
+    Currency, DisbursementStatus, ExceptionKind, LineStatus, PaymentRequestStatus,
+};
+use crate::format::{money, timestamp};
+
+/// Something that needs a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Exception {
+    pub kind: ExceptionKind,
+    pub property_id: Option<String>,
+    pub landlord_id: Option<String>,
+    pub period: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<Currency>,
+    pub detail: String,
+}
+
+impl Exception {
+    /// Property, landlord and period, those that apply, joined by `separator`.
+    pub fn subject(&self, separator: &str) -> String {
+        [
+            self.property_id.as_deref(),
+            self.landlord_id.as_deref(),
+            self.period.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(separator)
+    }
+
+    /// The amount with its currency's symbol, or nothing.
+    pub fn amount_display(&self) -> String {
+        match (self.amount, self.currency) {
+            (Some(amount), Some(currency)) => money(amount, currency),
+            _ => String::new(),
+        }
+    }
+}
+
+fn retry_detail(line: &Line) -> String {
+    let reason = line
+        .failure_reason
+        .as_deref()
+        .unwrap_or("an attempt failed");
+    match line.next_retry_at {
+        Some(at) if line.next_retry_estimated => {
+            format!("{reason}; retry expected at {} (estimated)", timestamp(at))
+        }
+        Some(at) => format!("{reason}; retry at {}", timestamp(at)),
+        None => reason.to_string(),
+    }
+}
+
+fn line_exception(line: &Line) -> Option<Exception> {
+    let mut kind = line.status.exception()?;
+    let (amount, detail) = match line.status {
+        LineStatus::Overpaid => (
+            line.collected - line.expected,
+            format!(
+                "collected {} more than expected",
+                money(line.collected - line.expected, line.currency)
+            ),
+        ),
+        LineStatus::Retrying => {
+            if line.retry_stalled {
+                kind = ExceptionKind::RetryStalled;
+            }
+            (line.outstanding, retry_detail(line))
+        }
+        LineStatus::Failed => (
+            line.outstanding,
+            line.failure_reason
+                .clone()
+                .unwrap_or_else(|| "collection failed".into()),
+        ),
+        LineStatus::Overdue => (
+            line.outstanding,
+            format!("nothing collected; due {}", line.due_date),
+        ),
+        LineStatus::CurrencyMismatch => (
+            line.outstanding,
+            "a payment arrived in another currency".into(),
+        ),
+        _ => (
+            line.outstanding,
+            format!(
+                "{} of {} collected",
+                money(line.collected, line.currency),
+                money(line.expected, line.currency)
+            ),
+        ),
+    };
+    Some(Exception {
+        kind,
+        property_id: Some(line.property_id.clone()),
+        landlord_id: Some(line.landlord_id.clone()),
+        period: Some(line.period.clone()),
+        amount: Some(amount),
+        currency: Some(line.currency),
+        detail: if line.payment_requests.is_empty() {
+            detail
+        } else {
+            format!("{detail} ({})", line.payment_requests.join(", "))
+        },
+    })
+}
+
+/// The exceptions of one period's reconciliation, lines first.
+pub fn exceptions_of(r: &Reconciliation) -> Vec<Exception> {
+    let mut exceptions: Vec<Exception> = r.lines.iter().filter_map(line_exception).collect();
+    // Only money in suspense needs a person; other unmatched requests are listed, not raised.
+    for unmatched in r
+        .unmatched
+        .iter()
+        .filter(|u| u.status == PaymentRequestStatus::Succeeded)
+    {
+        exceptions.push(Exception {
+            kind: ExceptionKind::Unmatched,
+            property_id: unmatched.property_id.clone(),
+            landlord_id: None,
+            period: unmatched.period.clone().or_else(|| Some(r.period.clone())),
+            amount: Some(unmatched.amount),
+            currency: Some(unmatched.currency),
+            detail: format!(
+                "payment {} matches no expected rent",
+                unmatched.payment_request
+            ),
+        });
+    }
+    for payout in r
+        .payouts
+        .iter()
+        .filter(|p| p.status == DisbursementStatus::PayoutFailed)
+    {
+        let reason = payout
+            .failure_reason
+            .as_deref()
+            .map(|reason| format!("{reason}; "))
+            .unwrap_or_default();
+        exceptions.push(Exception {
+            kind: ExceptionKind::PayoutFailed,
+            property_id: None,
+            landlord_id: Some(payout.landlord_id.clone()),
+            period: Some(payout.period.clone()),
+            amount: Some(payout.failed),
+            currency: Some(payout.currency),
+            detail: format!("{reason}payouts {}", payout.payouts.join(", ")),
+        });
+    }
+    for payout in &r.unallocated_payouts {
+        exceptions.push(Exception {
+            kind: ExceptionKind::UnallocatedPayout,
+            property_id: None,
+            landlord_id: Some(payout.landlord_id.clone()),
+            period: Some(r.period.clone()),
+            amount: Some(payout.amount),
+            currency: Some(payout.currency),
+            detail: format!(
+                "payout {} ({}) has no period; created {}",
+                payout.payout,
+                payout.status.as_str(),
+                timestamp(payout.created)
+            ),
+        });
+    }
+    for payout in &r.unmatched_payouts {
+        exceptions.push(Exception {
+            kind: ExceptionKind::UnmatchedPayout,
+            property_id: None,
+            landlord_id: None,
+            period: Some(r.period.clone()),
+            amount: Some(payout.amount),
+            currency: Some(payout.currency),
+            detail: match &payout.destination {
+                Some(account) => format!(
+                    "payout {} ({}) to {account}: no landlord has this bank account",
+                    payout.payout,
+                    payout.status.as_str()
+                ),
+                None => format!(
+                    "payout {} ({}) names no landlord and no bank account",
+                    payout.payout,
+                    payout.status.as_str()
+                ),
+            },
+        });
+    }
+    exceptions
+}
