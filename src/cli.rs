@@ -36,6 +36,9 @@ pub enum Command {
     /// The daily reconciliation report.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// The stored event log.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// See and re-queue mail waiting in the outbox.
     #[command(subcommand)]
     Outbox(OutboxCommand),
@@ -61,6 +64,18 @@ pub struct DailyReportArgs {
     /// Also mail it to CASAPAY_REPORT_TO now.
     #[arg(long)]
     pub send: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Re-apply stored events with this version's rules. Without
+    /// --quarantined, rebuild PaymentRequests, Payouts and event states from
+    /// the log. Mails only states no mail has announced yet.
+    Replay {
+        /// Only retry quarantined events (after an upgrade taught their shape).
+        #[arg(long)]
+        quarantined: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@ use crate::cli::{BenchIngestArgs, DailyReportArgs, OutboxCommand, ReconcileArgs,
 use crate::config::Settings;
 use crate::domain::{Currency, Money, Period, Secret};
 use crate::format::Format;
+use crate::ingest;
 use crate::notify::delivery::{Mailer, Transport};
 use crate::recon::{self, render};
 use crate::rent_roll;
@@ -268,6 +269,31 @@ pub async fn daily_report(settings: &Settings, args: &DailyReportArgs) -> anyhow
     } else {
         eprintln!("report sent to {}", settings.report_to.join(", "));
     }
+    Ok(())
+}
+
+/// Replays in one transaction: a failure changes nothing.
+pub fn replay_events(settings: &Settings, quarantined: bool) -> anyhow::Result<()> {
+    let mut conn = startup::open_database(settings)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let summary = ingest::replay(&tx, quarantined, &startup::ingest_policy(settings), now)?;
+    tx.commit()?;
+    println!(
+        "replayed {} event(s): {} applied, {} superseded, {} recorded, {} quarantined, {} other mode; {} mail(s) queued{}",
+        summary.events,
+        summary.applied,
+        summary.superseded,
+        summary.recorded,
+        summary.quarantined,
+        summary.other_mode,
+        summary.mails_queued,
+        if summary.mails_queued > 0 {
+            " (`serve` delivers them)"
+        } else {
+            ""
+        }
+    );
     Ok(())
 }
 

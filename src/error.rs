@@ -31,8 +31,23 @@ pub enum ApiError {
     DashboardUnauthorized,
     #[error("no such endpoint")]
     NotFound,
-    #[error("storage unavailable, nothing was stored: {0}")]
-    Unavailable(#[from] StoreError),
+    /// Try again: the database is busy or full, the write queue is full, or
+    /// the service is stopping. The cause is logged, not shown.
+    #[error("storage unavailable, nothing was stored; try again")]
+    Unavailable(StoreError),
+    /// A bug or a damaged database: the cause is logged, not shown.
+    #[error("internal error; the cause is in the service's log")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        if error.is_transient() {
+            ApiError::Unavailable(error)
+        } else {
+            ApiError::Internal(error.to_string())
+        }
+    }
 }
 
 /// The blocking pool refuses work only while the service shuts down.
@@ -55,6 +70,7 @@ impl ApiError {
             ApiError::Unauthorized | ApiError::DashboardUnauthorized => "unauthorized",
             ApiError::NotFound => "not_found",
             ApiError::Unavailable(_) => "storage_unavailable",
+            ApiError::Internal(_) => "internal_error",
         }
     }
 }
@@ -71,10 +87,17 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized | ApiError::DashboardUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        // Logged here, once per response: the body never carries the cause.
+        match self {
+            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            ApiError::Unavailable(cause) => tracing::warn!(%cause, "storage unavailable"),
+            _ => {}
+        }
         let mut response = HttpResponse::build(self.status_code());
         match self {
             ApiError::Unauthorized => {

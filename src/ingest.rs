@@ -270,6 +270,18 @@ pub fn replay(
     policy: &IngestPolicy,
     now_ms: i64,
 ) -> Result<ReplaySummary, StoreError> {
+    replay_with(conn, quarantined_only, policy, now_ms, wire::parse)
+}
+
+/// [`replay`] with the event rules given: what a newer version of the
+/// service would read the stored bodies as (tests simulate an upgrade so).
+pub fn replay_with(
+    conn: &Connection,
+    quarantined_only: bool,
+    policy: &IngestPolicy,
+    now_ms: i64,
+    parse: impl Fn(&[u8]) -> Result<Event, wire::InvalidEvent>,
+) -> Result<ReplaySummary, StoreError> {
     if !quarantined_only {
         store::clear_objects(conn)?;
     }
@@ -282,7 +294,7 @@ pub fn replay(
         };
         after = last;
         for (_, _, body) in page {
-            let event = match wire::parse(body.as_bytes()) {
+            let event = match parse(body.as_bytes()) {
                 Ok(event) => event,
                 // Stored because it once parsed; a rule that now refuses it leaves it as it was.
                 Err(_) => continue,

@@ -2,7 +2,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use casapay_recon::cli::{BenchCommand, Cli, Command, RentRollCommand, ReportCommand};
+use casapay_recon::cli::{
+    BenchCommand, Cli, Command, EventsCommand, RentRollCommand, ReportCommand,
+};
 use casapay_recon::config::Settings;
 use casapay_recon::{commands, telemetry};
 
@@ -31,6 +33,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reconcile(args) => commands::reconcile(&settings, &args),
         Command::Report(ReportCommand::Daily(args)) => {
             commands::daily_report(&settings, &args).await
+        }
+        Command::Events(EventsCommand::Replay { quarantined }) => {
+            commands::replay_events(&settings, quarantined)
         }
         Command::Outbox(command) => commands::outbox(&settings, &command),
         Command::Bench(BenchCommand::Ingest(args)) => commands::bench_ingest(&settings, args).await,

@@ -27,6 +27,22 @@ async fn metrics_count_webhooks_batches_mail_and_exceptions() {
         request("preq_m", "prop_1", 1000, "eur", "succeeded"),
     );
     app.send_all(&[event.clone(), event]).await;
+    // A retrying event that carries a succeeded object, and an unappliable payout.
+    app.send_all(&[
+        event_with(
+            "evt_m2",
+            "payment_request.retrying",
+            11,
+            request("preq_m2", "prop_9", 1000, "eur", "succeeded"),
+        ),
+        event_with(
+            "evt_m3",
+            "payout.paid",
+            12,
+            serde_json::json!({"id": "po_m", "amount": 5, "currency": "eur", "status": "returned"}),
+        ),
+    ])
+    .await;
     app.post_raw(b"{}".to_vec(), Some("t=1,v1=00".into())).await;
     // The mail is written to a folder; wait until it is marked sent.
     assert_eq!(
@@ -61,13 +77,22 @@ async fn metrics_count_webhooks_batches_mail_and_exceptions() {
         value("casapay_webhook_events_total{type=\"\",outcome=\"invalid_signature\"}"),
         1.0
     );
-    assert_eq!(value("casapay_webhook_duration_seconds_count"), 3.0);
+    assert_eq!(value("casapay_webhook_duration_seconds_count"), 5.0);
     assert_eq!(
         value("casapay_webhook_duration_seconds_bucket{le=\"+Inf\"}"),
-        3.0
+        5.0
     );
-    // Two webhooks, the import, the mail claim and its mark: at least five committed writes.
-    assert!(value("casapay_write_batch_size_sum") >= 5.0, "{text}");
+    assert_eq!(
+        value("casapay_event_type_mismatch_total{type=\"payment_request.retrying\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("casapay_webhook_events_total{type=\"payout.paid\",outcome=\"quarantined\"}"),
+        1.0
+    );
+    assert_eq!(value("casapay_quarantined_events"), 1.0);
+    // Four webhooks, the import, the mail claim and its mark: at least seven committed writes.
+    assert!(value("casapay_write_batch_size_sum") >= 7.0, "{text}");
     assert_eq!(value("casapay_mail_total{outcome=\"queued\"}"), 1.0);
     assert_eq!(value("casapay_mail_total{outcome=\"sent\"}"), 1.0);
     assert_eq!(value("casapay_outbox_depth"), 0.0);

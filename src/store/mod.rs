@@ -67,6 +67,27 @@ pub enum StoreError {
     SchemaTooNew { found: i64, supported: i64 },
 }
 
+impl StoreError {
+    /// Whether trying again later can succeed (503), as opposed to a bug or a
+    /// damaged database (500).
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode::{
+            CannotOpen, DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure,
+        };
+        match self {
+            StoreError::QueueFull
+            | StoreError::ShuttingDown
+            | StoreError::BatchFailed(_)
+            | StoreError::Pool(_) => true,
+            StoreError::Sqlite(error) => matches!(
+                error.sqlite_error_code(),
+                Some(DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | CannotOpen)
+            ),
+            StoreError::Corrupt(_) | StoreError::SchemaTooNew { .. } => false,
+        }
+    }
+}
+
 /// A stored value this binary cannot read: a bug or a damaged database, never "try again".
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("stored {what} `{value}` is not valid"))
@@ -157,6 +178,118 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    /// Column names and types of every table, and every index's definition
+    /// columns: what must be equal between a migrated and a new database.
+    fn shape(conn: &Connection) -> Vec<String> {
+        let mut statement = conn
+            .prepare("SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name")
+            .unwrap();
+        let objects: Vec<(String, String, String)> = statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut shape = Vec::new();
+        for (kind, name, table) in objects {
+            let pragma = if kind == "table" {
+                format!(
+                    "SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || pk FROM pragma_table_info('{name}')"
+                )
+            } else {
+                format!("SELECT name FROM pragma_index_info('{name}')")
+            };
+            let columns: Vec<String> = conn
+                .prepare(&pragma)
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            shape.push(format!("{kind} {name} on {table}: {}", columns.join(", ")));
+        }
+        shape
+    }
+
+    #[test]
+    fn a_version_1_database_migrates_without_loss_to_the_current_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = open_writer(&dir.path().join("old.db"), Duration::from_secs(1)).unwrap();
+        old.execute_batch(include_str!("../../tests/fixtures/schema-v1.sql"))
+            .unwrap();
+        old.pragma_update(None, "user_version", 1).unwrap();
+        old.execute_batch(
+            r#"INSERT INTO events (id, type, created, livemode, object_id, applied, received_at, body) VALUES
+                 ('evt_a', 'payment_request.retrying', 5, 1, 'preq_1', 1, 1000,
+                  '{"data":{"object":{"id":"preq_1","attempts":2,"payment_method_used":"direct_debit"}}}'),
+                 ('evt_b', 'payment_request.created', 4, 1, 'preq_1', 0, 1001, '{}'),
+                 ('evt_c', 'customer.updated', 6, 1, 'cus_1', 0, 1002, '{}'),
+                 ('evt_d', 'payout.failed', 7, 1, 'po_1', 1, 1003,
+                  '{"data":{"object":{"id":"po_1","failure_reason":"account_closed"}}}');
+               INSERT INTO payment_requests (id, amount, currency, status, created, event_created, status_rank, last_event_id)
+                 VALUES ('preq_1', 100, 'eur', 'processing', 1, 5, 1, 'evt_a');
+               INSERT INTO payouts (id, amount, currency, status, created, event_created, status_rank, last_event_id)
+                 VALUES ('po_1', 100, 'eur', 'failed', 1, 7, 3, 'evt_d');
+               INSERT INTO outbox (cause, kind, recipient, subject, text_body, html_body, status, next_attempt_at, created_at) VALUES
+                 ('evt_a', 'collection_retrying', 'a@example.com', 's', 't', 'h', 'sent', 0, 0),
+                 ('evt_d', 'payout_failed', 'a@example.com', 's', 't', 'h', 'queued', 0, 0),
+                 ('report:2025-03-01', 'daily_report', 'ops@example.com', 's', 't', 'h', 'sent', 0, 0);"#,
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut old).unwrap(), SCHEMA_VERSION);
+
+        let states: Vec<(String, String)> = old
+            .prepare("SELECT id, state FROM events ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected = [
+            ("evt_a", "applied"),
+            ("evt_b", "superseded"),
+            ("evt_c", "recorded"),
+            ("evt_d", "applied"),
+        ];
+        assert_eq!(
+            states,
+            expected.map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+        let causes: Vec<String> = old
+            .prepare("SELECT cause FROM outbox ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            causes,
+            ["preq_1:retrying:2", "po_1:failed", "report:2025-03-01"]
+        );
+        let kept: (String, String) = old
+            .query_row(
+                "SELECT payment_method_used, last_event_type FROM payment_requests WHERE id = 'preq_1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            kept,
+            ("direct_debit".into(), "payment_request.retrying".into())
+        );
+        let reason: String = old
+            .query_row("SELECT failure_reason FROM payouts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(reason, "account_closed");
+
+        let mut new = open_writer(&dir.path().join("new.db"), Duration::from_secs(1)).unwrap();
+        migrate(&mut new).unwrap();
+        assert_eq!(
+            shape(&old),
+            shape(&new),
+            "schema.sql is the migrations' result"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod browser;
 mod crash;
 mod events_api;
+mod faithful;
 mod helpers;
 mod mail;
 mod operations;
