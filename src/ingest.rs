@@ -139,26 +139,42 @@ fn queue_all(
     Ok(queued)
 }
 
+/// Lets a pure matching rule look things up in the store: a failed lookup
+/// reads as "not found" to the rule, and its error is returned afterwards.
+#[derive(Default)]
+struct Lookups {
+    failure: Option<StoreError>,
+}
+
+impl Lookups {
+    fn keep<T>(&mut self, found: Result<Option<T>, StoreError>) -> Option<T> {
+        found.unwrap_or_else(|error| {
+            self.failure.get_or_insert(error);
+            None
+        })
+    }
+
+    fn finish<R>(self, result: R) -> Result<R, StoreError> {
+        match self.failure {
+            Some(error) => Err(error),
+            None => Ok(result),
+        }
+    }
+}
+
 /// The line a request matched (by the one matching rule), with its landlord.
 fn matched_line(
     conn: &Connection,
     request: &PaymentRequest,
     timezone: &jiff::tz::TimeZone,
 ) -> Result<Option<(String, Period, Option<LandlordContact>)>, StoreError> {
-    let mut failure = None;
+    let mut lookups = Lookups::default();
     let found = matching::match_request(
         request,
-        |key| {
-            store::property_rent(conn, key, None)
-                .map_err(|e| failure = Some(e))
-                .ok()
-                .flatten()
-        },
+        |key| lookups.keep(store::property_rent(conn, key, None)),
         timezone,
     );
-    if let Some(error) = failure {
-        return Err(error);
-    }
+    let found = lookups.finish(found)?;
     // A mail names only a line reconciliation shows: the property must expect rent that month.
     let Some((property, period)) =
         found.filter(|(property, period)| property.due_dates.iter().any(|(p, _)| p == period))
@@ -207,16 +223,11 @@ fn queue_payout_mails(
     let Some(intent) = notify::intent_for(Reached::Payout(payout)) else {
         return Ok(0);
     };
-    let mut failure = None;
+    let mut lookups = Lookups::default();
     let landlord = matching::landlord_of(payout, |account| {
-        store::landlord_by_bank_account(conn, account)
-            .map_err(|e| failure = Some(e))
-            .ok()
-            .flatten()
+        lookups.keep(store::landlord_by_bank_account(conn, account))
     });
-    if let Some(error) = failure {
-        return Err(error);
-    }
+    let landlord = lookups.finish(landlord)?;
     let contact = match &landlord {
         Some(id) => store::landlord_contact(conn, id)?,
         None => None,

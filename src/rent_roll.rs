@@ -650,6 +650,28 @@ mod tests {
     }
 
     #[test]
+    fn a_bank_account_names_one_landlord() {
+        let roll = parse(
+            b"property_id,landlord_id,period,amount,currency,bank_account\n\
+              prop_1,ll_1,2025-01,1000,eur,ba_1\n\
+              prop_2,ll_1,2025-01,1000,eur,\n",
+        )
+        .unwrap();
+        assert_eq!(roll.landlords[0].bank_account.as_deref(), Some("ba_1"));
+        let found = errors(
+            "property_id,landlord_id,period,amount,currency,bank_account\n\
+             prop_1,ll_1,2025-01,1000,eur,ba_1\n\
+             prop_2,ll_2,2025-01,1000,eur,ba_1\n\
+             prop_3,ll_1,2025-01,1000,eur,ba_9\n",
+        );
+        assert!(
+            has(&found, 3, "bank_account", "already belongs to landlord ll_1"),
+            "{found:?}"
+        );
+        assert!(has(&found, 4, "bank_account", "ba_1"), "{found:?}");
+    }
+
+    #[test]
     fn a_date_with_a_range_is_ambiguous() {
         let found = errors(
             "property_id,landlord_id,period,amount,currency,due_date\np,l,2025-01..2025-02,1,eur,2025-01-05\n",

@@ -22,6 +22,19 @@ pub struct Exception {
 }
 
 impl Exception {
+    /// An exception about the service itself, with no property, landlord or amount.
+    pub fn about(kind: ExceptionKind, detail: String) -> Self {
+        Self {
+            kind,
+            property_id: None,
+            landlord_id: None,
+            period: None,
+            amount: None,
+            currency: None,
+            detail,
+        }
+    }
+
     /// Property, landlord and period, those that apply, joined by `separator`.
     pub fn subject(&self, separator: &str) -> String {
         [

@@ -82,38 +82,28 @@ pub fn build_daily_report(
 
     let mut exceptions: Vec<Exception> = periods.iter().flat_map(exceptions_of).collect();
     for event in store::quarantined_events(conn, QUARANTINED_LISTED)? {
-        exceptions.push(Exception {
-            kind: ExceptionKind::QuarantinedEvent,
-            property_id: None,
-            landlord_id: None,
-            period: None,
-            amount: None,
-            currency: None,
-            detail: format!(
+        exceptions.push(Exception::about(
+            ExceptionKind::QuarantinedEvent,
+            format!(
                 "event {} ({}) received {} cannot be applied: {}; `casapay-recon events replay --quarantined` once it can",
                 event.id,
                 event.kind,
                 timestamp(event.received_at_ms.div_euclid(1000)),
                 event.reason.unwrap_or_default()
             ),
-        });
+        ));
     }
     for mail in store::list_outbox(conn, Some("failed"), 1000)? {
-        exceptions.push(Exception {
-            kind: ExceptionKind::UndeliverableMail,
-            property_id: None,
-            landlord_id: None,
-            period: None,
-            amount: None,
-            currency: None,
-            detail: format!(
+        exceptions.push(Exception::about(
+            ExceptionKind::UndeliverableMail,
+            format!(
                 "mail {} to {} ({}): {}",
                 mail.id,
                 mail.recipient,
                 mail.subject,
                 mail.last_error.unwrap_or_default()
             ),
-        });
+        ));
     }
 
     let mut totals: BTreeMap<Currency, Total> = BTreeMap::new();

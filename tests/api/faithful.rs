@@ -7,7 +7,7 @@ use casapay_recon::ingest::{self, IngestPolicy};
 use casapay_recon::notify::MailPolicy;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, event_with, expect_json, spawn_app_with};
+use crate::helpers::{TestApp, event_with, expect_json, line, spawn_app_with};
 
 /// The service's "now" in these tests: before `CASAPAY_REPORT_AT` (06:00) on
 /// a new database, so no daily report joins the mails asserted here.
@@ -71,15 +71,6 @@ async fn reconciliation(app: &TestApp, query: &str) -> Value {
         200,
     )
     .await
-}
-
-fn line<'a>(r: &'a Value, property: &str) -> &'a Value {
-    r["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["property_id"] == property)
-        .unwrap_or_else(|| panic!("no line for {property}: {r}"))
 }
 
 /// (cause, recipient, subject) of every queued mail, sorted.
@@ -480,25 +471,15 @@ async fn retries_as_casapay_runs_them_estimated_once_per_attempt_and_stalled_whe
 
 /// Everything replay rebuilds, as text rows.
 fn derived_tables(app: &TestApp) -> Vec<String> {
-    let conn = app.db();
-    let mut rows = Vec::new();
-    for sql in [
+    [
         "SELECT * FROM payment_requests ORDER BY id",
         "SELECT * FROM payouts ORDER BY id",
         "SELECT id, state, reason FROM events ORDER BY seq",
         "SELECT cause, recipient FROM outbox ORDER BY id",
-    ] {
-        let mut statement = conn.prepare(sql).unwrap();
-        let width = statement.column_count();
-        let mut query = statement.query([]).unwrap();
-        while let Some(row) = query.next().unwrap() {
-            let cells: Vec<String> = (0..width)
-                .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
-                .collect();
-            rows.push(format!("{sql}: {}", cells.join("|")));
-        }
-    }
-    rows
+    ]
+    .into_iter()
+    .flat_map(|sql| app.rows(sql))
+    .collect()
 }
 
 #[tokio::test]

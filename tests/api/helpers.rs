@@ -116,6 +116,22 @@ impl TestApp {
         Connection::open(&self.database).expect("the database opens")
     }
 
+    /// Every row `sql` returns, as text: compare before and after to prove nothing changed.
+    pub fn rows(&self, sql: &str) -> Vec<String> {
+        let conn = self.db();
+        let mut statement = conn.prepare(sql).expect("the query prepares");
+        let width = statement.column_count();
+        let mut query = statement.query([]).expect("the query runs");
+        let mut rows = Vec::new();
+        while let Some(row) = query.next().expect("a row") {
+            let cells: Vec<String> = (0..width)
+                .map(|i| format!("{:?}", row.get_ref(i).expect("a cell")))
+                .collect();
+            rows.push(format!("{sql}: {}", cells.join("|")));
+        }
+        rows
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         self.db()
             .query_row(sql, [], |row| row.get(0))
@@ -181,4 +197,14 @@ pub fn payout(po: &str, landlord: &str, amount: i64, status: &str) -> Value {
         "id": po, "object": "payout", "amount": amount, "currency": "eur", "status": status,
         "metadata": {"landlord_id": landlord, "period": "2025-03"}, "created": 1_740_000_000
     })
+}
+
+/// The reconciliation line of `property`.
+pub fn line<'a>(reconciliation: &'a Value, property: &str) -> &'a Value {
+    reconciliation["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["property_id"] == property)
+        .unwrap_or_else(|| panic!("no line for {property}: {reconciliation}"))
 }

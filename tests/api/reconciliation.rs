@@ -5,7 +5,7 @@ use casapay_recon::domain::Clock;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    TestApp, event_with, expect_json, payout, request, spawn_app, spawn_app_with,
+    TestApp, event_with, expect_json, line, payout, request, spawn_app, spawn_app_with,
 };
 
 const LINES_ROLL: &str =
@@ -36,15 +36,6 @@ fn with(mut object: Value, patch: Value) -> Value {
         object[key] = value.clone();
     }
     object
-}
-
-fn line<'a>(reconciliation: &'a Value, property: &str) -> &'a Value {
-    reconciliation["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["property_id"] == property)
-        .unwrap_or_else(|| panic!("no line for {property}"))
 }
 
 fn payout_line<'a>(reconciliation: &'a Value, landlord: &str) -> &'a Value {

@@ -12,22 +12,10 @@ prop_2,ll_1,2025-03,95000,eur,owner@example.com,3 Elm Rd,pa_2
 
 /// Every row of every rent-roll table, to prove a rejected import changed nothing.
 fn snapshot(app: &TestApp) -> Vec<String> {
-    let conn = app.db();
-    let mut rows = Vec::new();
-    for table in ["landlords", "properties", "expected_rent"] {
-        let mut statement = conn
-            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
-            .unwrap();
-        let columns = statement.column_count();
-        let mut query = statement.query([]).unwrap();
-        while let Some(row) = query.next().unwrap() {
-            let cells: Vec<String> = (0..columns)
-                .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
-                .collect();
-            rows.push(format!("{table}: {}", cells.join("|")));
-        }
-    }
-    rows
+    ["landlords", "properties", "expected_rent"]
+        .into_iter()
+        .flat_map(|table| app.rows(&format!("SELECT * FROM {table} ORDER BY 1, 2")))
+        .collect()
 }
 
 #[tokio::test]
