@@ -665,7 +665,12 @@ mod tests {
              prop_3,ll_1,2025-01,1000,eur,ba_9\n",
         );
         assert!(
-            has(&found, 3, "bank_account", "already belongs to landlord ll_1"),
+            has(
+                &found,
+                3,
+                "bank_account",
+                "already belongs to landlord ll_1"
+            ),
             "{found:?}"
         );
         assert!(has(&found, 4, "bank_account", "ba_1"), "{found:?}");
