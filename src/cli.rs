@@ -42,6 +42,9 @@ pub enum Command {
     /// See and re-queue mail waiting in the outbox.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// CasaPay in a box: its API, its webhooks, and a month of chaos checked against the truth.
+    #[command(subcommand)]
+    Simulate(SimulateCommand),
     /// Measure the service: rerunnable load and timing benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -64,6 +67,58 @@ pub struct DailyReportArgs {
     /// Also mail it to CASAPAY_REPORT_TO now.
     #[arg(long)]
     pub send: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimulateCommand {
+    /// Play a month of rent against a running service, then compare its
+    /// reconciliation with the truth; exit 1 on any difference.
+    Month(SimulateMonthArgs),
+    /// Serve CasaPay's API on --bind [default: 127.0.0.1:12111] (and deliver
+    /// the webhooks its changes cause to --target).
+    Serve(SimulateServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateMonthArgs {
+    /// The service's base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub target: String,
+    /// The webhook signing secret the service accepts.
+    #[arg(long, hide_env_values = true)]
+    pub secret: String,
+    /// The month, YYYY-MM [default: last month].
+    #[arg(long)]
+    pub period: Option<String>,
+    /// Properties in the generated rent roll.
+    #[arg(long, default_value_t = 100)]
+    pub properties: usize,
+    /// Seed: the same seed plays the same month.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Comma-separated: duplicates, reorder, delay, outage, drop, test-mode,
+    /// unknown, late-failure; `all` (everything but drop) or `none`.
+    #[arg(long, default_value = "none")]
+    pub chaos: String,
+    /// Serve the simulated API here while the month plays (the service syncs from it).
+    #[arg(long)]
+    pub api_bind: Option<String>,
+    /// The API key the simulated API accepts [default: any sk_test_… key].
+    #[arg(long, hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateServeArgs {
+    /// The service's base URL: webhooks go to <target>/webhooks/casapay.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Signing secret for the webhooks.
+    #[arg(long, hide_env_values = true)]
+    pub secret: Option<String>,
+    /// The API key the simulated API accepts [default: any sk_test_… key].
+    #[arg(long, hide_env_values = true)]
+    pub api_key: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

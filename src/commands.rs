@@ -3,7 +3,10 @@
 use anyhow::{Context, bail};
 
 use crate::bench;
-use crate::cli::{BenchIngestArgs, DailyReportArgs, OutboxCommand, ReconcileArgs, TriggerArgs};
+use crate::cli::{
+    BenchIngestArgs, DailyReportArgs, OutboxCommand, ReconcileArgs, SimulateMonthArgs,
+    SimulateServeArgs, TriggerArgs,
+};
 use crate::config::Settings;
 use crate::domain::{Currency, Money, Period, Secret};
 use crate::format::Format;
@@ -12,6 +15,7 @@ use crate::notify::delivery::{Mailer, Transport};
 use crate::recon::{self, render};
 use crate::rent_roll;
 use crate::report::{self, render::render_report, render::report_mail};
+use crate::sim;
 use crate::startup::{self, Application};
 use crate::store;
 use crate::trigger::{self, Sample};
@@ -334,5 +338,106 @@ pub fn bench_reconcile(properties: usize, runs: usize) -> anyhow::Result<()> {
     println!("bench reconcile: {properties} properties, building the database…");
     let report = bench::run_reconcile(&temporary.path().join("bench.db"), properties, runs)?;
     println!("{report}");
+    Ok(())
+}
+
+/// A progress bar on a terminal, nothing otherwise.
+fn progress_bar(what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{what} [{{bar:40}}] {{pos}}/{{len}} {{elapsed}}"
+    )) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the service disagrees with the truth on {0} item(s)")]
+struct Disagrees(usize);
+
+pub async fn simulate_month(settings: &Settings, args: SimulateMonthArgs) -> anyhow::Result<()> {
+    let admin_token = settings.admin_token.clone().context(
+        "simulate month calls the admin API: set CASAPAY_ADMIN_TOKEN (or --admin-token)",
+    )?;
+    let period = match &args.period {
+        Some(text) => text.parse::<Period>()?,
+        None => Period::of_date(jiff::Zoned::now().date()).previous(),
+    };
+    let chaos = sim::Chaos::parse(&args.chaos).map_err(anyhow::Error::msg)?;
+    let api = match &args.api_bind {
+        Some(bind) => Some((
+            std::net::TcpListener::bind(bind).with_context(|| format!("--api-bind {bind}"))?,
+            args.api_key.clone(),
+        )),
+        None => None,
+    };
+    let started = std::time::Instant::now();
+    let progress = progress_bar("delivering");
+    let report = sim::run_month(
+        sim::MonthConfig {
+            target: args.target.clone(),
+            secret: Secret::new(args.secret.clone()),
+            admin_token,
+            period,
+            properties: args.properties,
+            seed: args.seed,
+            chaos,
+            api,
+        },
+        &progress,
+    )
+    .await?;
+    progress.finish_and_clear();
+    print!(
+        "{}",
+        sim::render_report(
+            &report,
+            &format!(
+                "simulate month {period}: {} properties, seed {}, chaos {}, {:.1} s",
+                args.properties,
+                args.seed,
+                args.chaos,
+                started.elapsed().as_secs_f64()
+            )
+        )
+    );
+    match report.differences.len() {
+        0 => Ok(()),
+        n => Err(Disagrees(n).into()),
+    }
+}
+
+pub async fn simulate_serve(bind: Option<String>, args: SimulateServeArgs) -> anyhow::Result<()> {
+    let bind = bind.unwrap_or_else(|| "127.0.0.1:12111".to_string());
+    let listener = std::net::TcpListener::bind(&bind).with_context(|| format!("--bind {bind}"))?;
+    let world = std::sync::Arc::new(std::sync::Mutex::new(sim::world::World::tagged("live_")));
+    let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let server = sim::api::serve(
+        listener,
+        sim::api::ApiState {
+            world: std::sync::Arc::clone(&world),
+            api_key: args.api_key.clone(),
+            changed: std::sync::Arc::clone(&changed),
+        },
+    )?;
+    eprintln!(
+        "simulated CasaPay API on http://{bind}/v1 (key: {})",
+        args.api_key.as_deref().unwrap_or("any sk_test_…")
+    );
+    if let (Some(target), Some(secret)) = (args.target, args.secret) {
+        eprintln!("delivering webhooks to {target}/webhooks/casapay");
+        tokio::spawn(sim::deliver::forward_changes(
+            world,
+            changed,
+            format!("{}/webhooks/casapay", target.trim_end_matches('/')),
+            Secret::new(secret),
+        ));
+    }
+    server.await?;
     Ok(())
 }

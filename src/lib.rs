@@ -17,6 +17,7 @@ pub mod notify;
 pub mod recon;
 pub mod rent_roll;
 pub mod report;
+pub mod sim;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

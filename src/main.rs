@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use casapay_recon::cli::{
-    BenchCommand, Cli, Command, EventsCommand, RentRollCommand, ReportCommand,
+    BenchCommand, Cli, Command, EventsCommand, RentRollCommand, ReportCommand, SimulateCommand,
 };
 use casapay_recon::config::Settings;
 use casapay_recon::{commands, telemetry};
@@ -21,6 +21,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    // The simulator listens on --bind only when it is given: by default the
+    // service's address stays free for the service.
+    let bind_given = cli.config.bind.clone();
     let settings = Settings::load(cli.config)?;
     telemetry::init(settings.log_format);
     match cli.command {
@@ -38,6 +41,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::replay_events(&settings, quarantined)
         }
         Command::Outbox(command) => commands::outbox(&settings, &command),
+        Command::Simulate(SimulateCommand::Month(args)) => {
+            commands::simulate_month(&settings, args).await
+        }
+        Command::Simulate(SimulateCommand::Serve(args)) => {
+            commands::simulate_serve(bind_given, args).await
+        }
         Command::Bench(BenchCommand::Ingest(args)) => commands::bench_ingest(&settings, args).await,
         Command::Bench(BenchCommand::Reconcile { properties, runs }) => {
             commands::bench_reconcile(properties, runs)

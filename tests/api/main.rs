@@ -12,5 +12,6 @@ mod reconciliation;
 mod rent_roll;
 mod report;
 mod signature_vectors;
+mod simulate;
 mod smtp;
 mod webhook;
