@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS events (
     body        TEXT NOT NULL,                -- raw body, byte for byte
     -- applied | superseded | recorded | quarantined | other_mode (SPEC §3 Quarantine)
     state       TEXT NOT NULL,
-    reason      TEXT                          -- why it is quarantined, naming the field
+    reason      TEXT,                         -- why it is quarantined, naming the field
+    source      TEXT NOT NULL                 -- webhook | sync (a snapshot read from CasaPay's API)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS events_by_created ON events (created DESC, seq DESC);
 CREATE INDEX IF NOT EXISTS events_by_type ON events (type, created DESC, seq DESC);
@@ -134,4 +135,15 @@ CREATE TABLE IF NOT EXISTS daily_reports (
     date       TEXT PRIMARY KEY,              -- YYYY-MM-DD in CASAPAY_TIMEZONE
     created_at INTEGER NOT NULL,              -- unix ms
     recipients INTEGER NOT NULL               -- mails queued (0: kept, not mailed)
+) STRICT;
+
+-- Every sync from CasaPay's API: what it read and changed, or why it failed
+-- (the daily report's `sync_failed`).
+CREATE TABLE IF NOT EXISTS sync_runs (
+    id          TEXT PRIMARY KEY,             -- the run id in its events' ids: sync_<run>_<object>
+    started_at  INTEGER NOT NULL,             -- unix ms
+    finished_at INTEGER NOT NULL,             -- unix ms
+    read        INTEGER NOT NULL,             -- objects read
+    changed     INTEGER NOT NULL,             -- objects applied
+    error       TEXT                          -- NULL: it completed
 ) STRICT;

@@ -36,6 +36,8 @@ pub enum Command {
     /// The daily reconciliation report.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Read CasaPay's API and apply what webhooks missed (needs CASAPAY_API_KEY).
+    Sync(SyncArgs),
     /// The stored event log.
     #[command(subcommand)]
     Events(EventsCommand),
@@ -67,6 +69,16 @@ pub struct DailyReportArgs {
     /// Also mail it to CASAPAY_REPORT_TO now.
     #[arg(long)]
     pub send: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Read objects created since this date, YYYY-MM-DD [default: 35 days ago].
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Change nothing; print what would change.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

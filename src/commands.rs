@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use crate::bench;
 use crate::cli::{
     BenchIngestArgs, DailyReportArgs, OutboxCommand, ReconcileArgs, SimulateMonthArgs,
-    SimulateServeArgs, TriggerArgs,
+    SimulateServeArgs, SyncArgs, TriggerArgs,
 };
 use crate::config::Settings;
 use crate::domain::{Currency, Money, Period, Secret};
@@ -439,5 +439,36 @@ pub async fn simulate_serve(bind: Option<String>, args: SimulateServeArgs) -> an
         ));
     }
     server.await?;
+    Ok(())
+}
+
+pub async fn sync(settings: &Settings, args: &SyncArgs) -> anyhow::Result<()> {
+    let since = match &args.since {
+        Some(text) => text
+            .parse::<jiff::civil::Date>()
+            .with_context(|| format!("--since `{text}` is not a date YYYY-MM-DD"))?
+            .to_zoned(settings.timezone.clone())?
+            .timestamp()
+            .as_second(),
+        None => jiff::Timestamp::now().as_second() - crate::sync::DEFAULT_DAYS_BACK * 86_400,
+    };
+    let conn = startup::open_database(settings)?;
+    let (writer, writer_thread) = store::Writer::start(conn, 64, 64);
+    let syncer = startup::syncer(settings, &writer, crate::domain::Clock::System)?.context(
+        "sync needs CASAPAY_API_KEY (and CASAPAY_API_BASE for anything but api.casapay.com)",
+    )?;
+    let progress = progress_bar("objects read");
+    let result = syncer.run(since, args.dry_run, &progress).await;
+    progress.finish_and_clear();
+    drop((syncer, writer));
+    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    let summary = result?;
+    print!("{}", crate::sync::render_summary(&summary));
+    if summary.mails_queued > 0 {
+        eprintln!(
+            "{} mail(s) queued; `serve` delivers them",
+            summary.mails_queued
+        );
+    }
     Ok(())
 }

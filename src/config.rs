@@ -122,6 +122,26 @@ pub struct ConfigArgs {
         value_name = "MS"
     )]
     pub body_timeout_ms: Option<u64>,
+    /// CasaPay secret key (sk_…) for sync and the balance check [default: none: no sync]
+    #[arg(
+        long,
+        global = true,
+        env = "CASAPAY_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub api_key: Option<String>,
+    /// CasaPay API base URL [default: https://api.casapay.com]
+    #[arg(long, global = true, env = "CASAPAY_API_BASE", value_name = "URL")]
+    pub api_base: Option<String>,
+    /// How often serve syncs from the API: 30s, 15m, 1h; 0 turns it off [default: 1h with a key]
+    #[arg(
+        long,
+        global = true,
+        env = "CASAPAY_SYNC_EVERY",
+        value_name = "DURATION"
+    )]
+    pub sync_every: Option<String>,
     /// Which CasaPay mode to reconcile: live, test or any [default: live]
     #[arg(long, global = true, env = "CASAPAY_MODE", value_name = "MODE")]
     pub mode: Option<Mode>,
@@ -163,6 +183,9 @@ struct FileConfig {
     timezone: Option<String>,
     max_body: Option<usize>,
     body_timeout_ms: Option<u64>,
+    api_key: Option<String>,
+    api_base: Option<String>,
+    sync_every: Option<String>,
     mode: Option<Mode>,
     log_format: Option<LogFormat>,
     write_batch: Option<usize>,
@@ -226,6 +249,10 @@ pub struct Settings {
     pub timezone: TimeZone,
     pub max_body: usize,
     pub body_timeout: Duration,
+    pub api_key: Option<Secret>,
+    pub api_base: String,
+    /// `None`: serve does not sync by itself.
+    pub sync_every: Option<Duration>,
     pub mode: Mode,
     pub log_format: LogFormat,
     pub write_batch: usize,
@@ -251,6 +278,9 @@ impl Default for Settings {
             timezone: TimeZone::UTC,
             max_body: 1_048_576,
             body_timeout: Duration::from_secs(10),
+            api_key: None,
+            api_base: "https://api.casapay.com".into(),
+            sync_every: None,
             mode: Mode::Live,
             log_format: LogFormat::Text,
             write_batch: 512,
@@ -337,6 +367,9 @@ impl Settings {
                 .body_timeout_ms
                 .or(file.body_timeout_ms)
                 .map_or(defaults.body_timeout, Duration::from_millis),
+            api_key: args.api_key.or(file.api_key).map(Secret::new),
+            api_base: args.api_base.or(file.api_base).unwrap_or(defaults.api_base),
+            sync_every: None,
             mode: args.mode.or(file.mode).unwrap_or(defaults.mode),
             log_format: args
                 .log_format
@@ -366,6 +399,10 @@ impl Settings {
                 )
             })?;
         }
+        settings.sync_every = match args.sync_every.or(file.sync_every) {
+            Some(text) => parse_every(&text)?,
+            None => settings.api_key.as_ref().map(|_| Duration::from_secs(3600)),
+        };
         settings.validate()?;
         Ok(settings)
     }
@@ -407,6 +444,33 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// `30s`, `15m`, `1h`, `2d`; `0` (off) is `None`.
+fn parse_every(text: &str) -> Result<Option<Duration>, ConfigError> {
+    let bad = || {
+        invalid(
+            "sync_every",
+            format!("`{text}` is not a duration like 30s, 15m or 1h (0 turns sync off)"),
+        )
+    };
+    let text = text.trim();
+    if text == "0" {
+        return Ok(None);
+    }
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        "d" => number * 86_400,
+        _ => return Err(bad()),
+    };
+    if seconds == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Duration::from_secs(seconds)))
 }
 
 fn parse_report_at(text: &str) -> Result<Time, ConfigError> {
@@ -511,10 +575,40 @@ mod tests {
     }
 
     #[test]
+    fn sync_every_reads_durations_and_zero_turns_it_off() {
+        assert_eq!(parse_every("15m").unwrap(), Some(Duration::from_secs(900)));
+        assert_eq!(parse_every("1h").unwrap(), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_every("0").unwrap(), None);
+        assert!(
+            parse_every("soon")
+                .unwrap_err()
+                .to_string()
+                .contains("sync_every")
+        );
+        let no_file = Path::new("/nonexistent/casapay-recon.toml");
+        let keyed = Settings::load_with_default_file(
+            ConfigArgs {
+                api_key: Some("sk_test_1".into()),
+                ..ConfigArgs::default()
+            },
+            no_file,
+        )
+        .unwrap();
+        assert_eq!(
+            keyed.sync_every,
+            Some(Duration::from_secs(3600)),
+            "hourly with a key"
+        );
+        let keyless = Settings::load_with_default_file(ConfigArgs::default(), no_file).unwrap();
+        assert_eq!(keyless.sync_every, None);
+    }
+
+    #[test]
     fn debug_output_hides_secrets() {
         let settings = Settings {
             webhook_secrets: Some(vec![Secret::new("whsec_hidden")]),
             admin_token: Some(Secret::new("token_hidden")),
+            api_key: Some(Secret::new("sk_live_hidden")),
             ..Settings::default()
         };
         let shown = format!("{settings:?}");

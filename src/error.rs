@@ -35,6 +35,9 @@ pub enum ApiError {
     /// the service is stopping. The cause is logged, not shown.
     #[error("storage unavailable, nothing was stored; try again")]
     Unavailable(StoreError),
+    /// CasaPay's API failed (after retries): the run is recorded as failed.
+    #[error("sync failed: {0}")]
+    SyncFailed(String),
     /// A bug or a damaged database: the cause is logged, not shown.
     #[error("internal error; the cause is in the service's log")]
     Internal(String),
@@ -71,6 +74,7 @@ impl ApiError {
             ApiError::NotFound => "not_found",
             ApiError::Unavailable(_) => "storage_unavailable",
             ApiError::Internal(_) => "internal_error",
+            ApiError::SyncFailed(_) => "sync_failed",
         }
     }
 }
@@ -88,6 +92,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::SyncFailed(_) => StatusCode::BAD_GATEWAY,
         }
     }
 

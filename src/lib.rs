@@ -20,5 +20,6 @@ pub mod report;
 pub mod sim;
 pub mod startup;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod trigger;

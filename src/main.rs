@@ -10,6 +10,7 @@ use casapay_recon::{commands, telemetry};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
+    casapay_recon::casapay::client::install_tls_provider();
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -37,6 +38,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(ReportCommand::Daily(args)) => {
             commands::daily_report(&settings, &args).await
         }
+        Command::Sync(args) => commands::sync(&settings, &args).await,
         Command::Events(EventsCommand::Replay { quarantined }) => {
             commands::replay_events(&settings, quarantined)
         }

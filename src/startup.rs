@@ -8,6 +8,7 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 
 use crate::api;
+use crate::casapay::client::{ApiClient, ClientError, RetryPolicy};
 use crate::config::Settings;
 use crate::domain::Clock;
 use crate::error::ApiError;
@@ -16,6 +17,7 @@ use crate::notify::MailPolicy;
 use crate::notify::delivery::{MailError, Mailer, Transport};
 use crate::report::scheduler::Scheduler;
 use crate::store::{self, Credentials, GeneratedCredential, ReadPool, StoreError, Writer};
+use crate::sync::{self, Syncer};
 
 /// Largest rent roll accepted over HTTP: ample for 100,000 properties × 12 months.
 const RENT_ROLL_LIMIT: usize = 64 * 1024 * 1024;
@@ -34,6 +36,8 @@ pub struct AppState {
     pub mail_wake: Arc<tokio::sync::Notify>,
     pub writer: Writer,
     pub reads: ReadPool,
+    /// With `CASAPAY_API_KEY`: sync from CasaPay's API.
+    pub sync: Option<Arc<Syncer>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +51,8 @@ pub enum StartupError {
     },
     #[error("mail: {0}")]
     Mail(#[from] MailError),
+    #[error("CasaPay API: {0}")]
+    Api(#[from] ClientError),
     #[error("server: {0}")]
     Server(#[from] std::io::Error),
 }
@@ -58,6 +64,8 @@ pub struct Application {
     scheduler: Scheduler,
     mail_wake: Arc<tokio::sync::Notify>,
     writer_thread: JoinHandle<()>,
+    /// Syncs every `CASAPAY_SYNC_EVERY`, when set.
+    periodic_sync: Option<(Arc<Syncer>, std::time::Duration)>,
     /// Credentials generated on this start: the binary shows them once.
     pub generated: Vec<GeneratedCredential>,
 }
@@ -78,6 +86,23 @@ pub fn open_database(settings: &Settings) -> Result<rusqlite::Connection, Startu
     Ok(conn)
 }
 
+/// A syncer for these settings, when an API key is set.
+pub fn syncer(
+    settings: &Settings,
+    writer: &Writer,
+    clock: Clock,
+) -> Result<Option<Syncer>, ClientError> {
+    let Some(key) = &settings.api_key else {
+        return Ok(None);
+    };
+    Ok(Some(Syncer {
+        client: ApiClient::new(&settings.api_base, key.clone(), RetryPolicy::default())?,
+        writer: writer.clone(),
+        policy: Arc::new(ingest_policy(settings)),
+        clock,
+    }))
+}
+
 /// How events are applied under these settings.
 pub fn ingest_policy(settings: &Settings) -> IngestPolicy {
     IngestPolicy {
@@ -96,6 +121,7 @@ impl Application {
 
     pub fn build_with_clock(settings: &Settings, clock: Clock) -> Result<Self, StartupError> {
         crate::metrics::handle();
+        crate::casapay::client::install_tls_provider();
         let conn = open_database(settings)?;
         let database_error = database_error(settings);
         let (credentials, generated) = Credentials::load_or_generate(
@@ -116,12 +142,15 @@ impl Application {
         let transport = Transport::new(settings.smtp_url.as_ref(), &settings.mail_dir)?;
         let mailer = Mailer::new(transport, settings, writer.clone())?;
         let mail_wake = Arc::new(tokio::sync::Notify::new());
+        let sync = syncer(settings, &writer, clock)?.map(Arc::new);
+        let periodic_sync = sync.clone().zip(settings.sync_every);
         let scheduler = Scheduler {
             clock,
             reads: reads.clone(),
             writer: writer.clone(),
             settings: Arc::new(settings.clone()),
             mail_wake: Arc::clone(&mail_wake),
+            sync: sync.clone(),
         };
         let state = web::Data::new(AppState {
             clock,
@@ -134,6 +163,7 @@ impl Application {
             mail_wake: Arc::clone(&mail_wake),
             writer,
             reads,
+            sync,
         });
         let server =
             HttpServer::new(move || {
@@ -155,6 +185,7 @@ impl Application {
                         web::get().to(api::get_reconciliation),
                     )
                     .route("/api/reports/daily", web::get().to(api::get_daily_report))
+                    .route("/api/sync", web::post().to(api::run_sync))
                     .route("/dashboard", web::get().to(api::dashboard))
                     .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }))
             })
@@ -170,6 +201,7 @@ impl Application {
             scheduler,
             mail_wake,
             writer_thread,
+            periodic_sync,
             generated,
         })
     }
@@ -190,9 +222,15 @@ impl Application {
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mailer = tokio::spawn(self.mailer.run(self.mail_wake, stopped.clone()));
-        let scheduler = tokio::spawn(self.scheduler.run(stopped));
+        let scheduler = tokio::spawn(self.scheduler.run(stopped.clone()));
+        let syncing = self
+            .periodic_sync
+            .map(|(syncer, every)| tokio::spawn(sync_periodically(syncer, every, stopped)));
         self.server.await?;
         let _ = stop.send(true);
+        if let Some(syncing) = syncing {
+            syncing.await.map_err(std::io::Error::other)?;
+        }
         mailer.await.map_err(std::io::Error::other)?;
         scheduler.await.map_err(std::io::Error::other)?;
         let writer_thread = self.writer_thread;
@@ -202,6 +240,31 @@ impl Application {
             .map_err(|_| std::io::Error::other("the writer thread panicked"))?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Syncs every `every` until `stop` turns true; a failure is recorded by the
+/// run (the daily report shows it) and tried again next time.
+async fn sync_periodically(
+    syncer: Arc<Syncer>,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        let since = jiff::Timestamp::now().as_second() - sync::DEFAULT_DAYS_BACK * 86_400;
+        match syncer
+            .run(since, false, &indicatif::ProgressBar::hidden())
+            .await
+        {
+            Ok(summary) => {
+                tracing::info!(read = summary.read, changed = summary.changed, "sync done")
+            }
+            Err(error) => tracing::warn!(%error, "sync failed; trying again next time"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => {}
+        }
     }
 }
 

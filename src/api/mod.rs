@@ -10,6 +10,7 @@ mod metrics;
 mod reconciliation;
 mod rent_roll;
 mod reports;
+mod sync;
 mod webhook;
 
 pub use auth::Admin;
@@ -21,4 +22,5 @@ pub use metrics::get_metrics;
 pub use reconciliation::get_reconciliation;
 pub use rent_roll::import_rent_roll;
 pub use reports::get_daily_report;
+pub use sync::run_sync;
 pub use webhook::receive_webhook;

@@ -19,6 +19,10 @@ use crate::domain::{
 #[error("{0}")]
 pub struct InvalidEvent(pub String);
 
+/// Types of the snapshots sync stores in the event log (SPEC §9).
+pub const SYNCED_REQUEST: &str = "payment_request.synced";
+pub const SYNCED_PAYOUT: &str = "payout.synced";
+
 /// Deeper JSON is refused: no CasaPay object needs it, and every later reader
 /// of the stored body (API clients included) is spared a recursion bomb.
 const MAX_DEPTH: usize = 64;
@@ -39,10 +43,16 @@ impl ObjectKind {
     }
 }
 
-/// The ten types with an effect (SPEC §3), with the object statuses each names.
+/// The ten types with an effect (SPEC §3), with the object statuses each
+/// names, and the snapshots sync stores (`<object>.synced`, any status).
 pub fn effect_type(kind: &str) -> Option<(ObjectKind, &'static [&'static str])> {
     use ObjectKind::{PaymentRequest as Pr, Payout as Po};
     Some(match kind {
+        SYNCED_REQUEST => (
+            Pr,
+            &["pending", "processing", "succeeded", "failed", "cancelled"],
+        ),
+        SYNCED_PAYOUT => (Po, &["pending", "in_transit", "paid", "failed", "canceled"]),
         "payment_request.created" => (Pr, &["pending"]),
         "payment_request.processing" => (Pr, &["processing"]),
         "payment_request.retrying" => (Pr, &["pending", "processing"]),

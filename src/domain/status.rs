@@ -194,10 +194,11 @@ pub enum ExceptionKind {
     UnmatchedPayout,
     QuarantinedEvent,
     UndeliverableMail,
+    SyncFailed,
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 13] = [
+    pub const ALL: [ExceptionKind; 14] = [
         ExceptionKind::Failed,
         ExceptionKind::Retrying,
         ExceptionKind::RetryStalled,
@@ -211,6 +212,7 @@ impl ExceptionKind {
         ExceptionKind::UnmatchedPayout,
         ExceptionKind::QuarantinedEvent,
         ExceptionKind::UndeliverableMail,
+        ExceptionKind::SyncFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -228,6 +230,7 @@ impl ExceptionKind {
             ExceptionKind::UnmatchedPayout => "unmatched_payout",
             ExceptionKind::QuarantinedEvent => "quarantined_event",
             ExceptionKind::UndeliverableMail => "undeliverable_mail",
+            ExceptionKind::SyncFailed => "sync_failed",
         }
     }
 }

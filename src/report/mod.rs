@@ -93,6 +93,17 @@ pub fn build_daily_report(
             ),
         ));
     }
+    if let Some(run) = store::last_sync_run(conn)?
+        && let Some(error) = run.error
+    {
+        exceptions.push(Exception::about(
+            ExceptionKind::SyncFailed,
+            format!(
+                "the last sync from CasaPay's API ({}) failed: {error}; what webhooks missed since is not repaired",
+                timestamp(run.finished_at_ms.div_euclid(1000))
+            ),
+        ));
+    }
     for mail in store::list_outbox(conn, Some("failed"), 1000)? {
         exceptions.push(Exception::about(
             ExceptionKind::UndeliverableMail,

@@ -13,6 +13,7 @@ use super::render::report_mail;
 use crate::config::Settings;
 use crate::domain::Clock;
 use crate::store::{self, ReadPool, StoreError, Writer};
+use crate::sync::{self, Syncer};
 
 /// Dates missed while down further back than this are not sent.
 const CATCH_UP_DAYS: i32 = 7;
@@ -50,6 +51,8 @@ pub struct Scheduler {
     pub writer: Writer,
     pub settings: Arc<Settings>,
     pub mail_wake: Arc<Notify>,
+    /// With an API key: synced before each report, so it reports CasaPay's truth.
+    pub sync: Option<Arc<Syncer>>,
 }
 
 impl Scheduler {
@@ -58,11 +61,32 @@ impl Scheduler {
         let pool = self.reads.clone();
         let settings = Arc::clone(&self.settings);
         let clock = self.clock;
-        let reports = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        let dates = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let conn = pool.get()?;
             let now = clock.now().to_zoned(settings.timezone.clone());
             let last = store::last_daily_report(&conn)?.and_then(|d| d.parse::<Date>().ok());
-            dates_due(&now, settings.report_at, last)
+            Ok(dates_due(&now, settings.report_at, last))
+        })
+        .await
+        .map_err(|_| StoreError::ShuttingDown)??;
+        if dates.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(syncer) = &self.sync {
+            let since = clock.now().as_second() - sync::DEFAULT_DAYS_BACK * 86_400;
+            // A failure is recorded and reported as `sync_failed`; the report still goes.
+            if let Err(error) = syncer
+                .run(since, false, &indicatif::ProgressBar::hidden())
+                .await
+            {
+                tracing::warn!(%error, "sync before the daily report failed");
+            }
+        }
+        let pool = self.reads.clone();
+        let settings = Arc::clone(&self.settings);
+        let reports = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let conn = pool.get()?;
+            dates
                 .into_iter()
                 .map(|date| build_daily_report(&conn, date, &settings.timezone).map(|r| (date, r)))
                 .collect::<Result<Vec<_>, _>>()

@@ -334,6 +334,14 @@ async fn create_bank_account(
     HttpResponse::Ok().json(account)
 }
 
+async fn list_bank_accounts(state: web::Data<ApiState>, http: HttpRequest) -> HttpResponse {
+    if !authorized(&http, &state) {
+        return unauthorized();
+    }
+    let world = state.world.lock().expect("world lock");
+    list(world.bank_accounts.values().collect(), false)
+}
+
 fn unauthorized() -> HttpResponse {
     error(
         StatusCode::UNAUTHORIZED,
@@ -360,6 +368,7 @@ pub fn serve(listener: TcpListener, state: ApiState) -> std::io::Result<Server> 
             .route("/v1/payouts", web::get().to(list_payouts))
             .route("/v1/balance", web::get().to(balance))
             .route("/v1/bank_accounts", web::post().to(create_bank_account))
+            .route("/v1/bank_accounts", web::get().to(list_bank_accounts))
             .default_service(web::to(|| async {
                 error(
                     StatusCode::NOT_FOUND,

@@ -82,6 +82,7 @@ pub async fn run_month(
     progress: &ProgressBar,
 ) -> Result<MonthReport, SimError> {
     let month = month::play(config.period, config.properties, config.seed, config.chaos);
+    crate::casapay::client::install_tls_provider();
     let client = reqwest::Client::new();
     let target = config.target.trim_end_matches('/').to_string();
     let token = config.admin_token.expose().to_string();
@@ -126,9 +127,11 @@ pub async fn run_month(
     .await;
     // Only sync can recover dropped events; a service without it is told so in the report.
     let synced = if config.chaos.drop {
+        // Back to a little before the month: every object it created.
+        let since = config.period.previous().day(20);
         match call(
             client
-                .post(format!("{target}/api/sync"))
+                .post(format!("{target}/api/sync?since={since}"))
                 .bearer_auth(&token),
             "asking the service to sync",
         )

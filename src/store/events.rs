@@ -13,10 +13,15 @@ pub fn insert_event(
     state: &EventState,
     received_at_ms: i64,
 ) -> Result<bool, StoreError> {
+    let source = if event.kind.ends_with(".synced") {
+        "sync"
+    } else {
+        "webhook"
+    };
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO events (id, type, created, livemode, object_id, received_at, body, state, reason)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            "INSERT INTO events (id, type, created, livemode, object_id, received_at, body, state, reason, source)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (id) DO NOTHING",
         )?
         .execute(params![
@@ -29,6 +34,7 @@ pub fn insert_event(
             event.body,
             state.as_str(),
             state.reason(),
+            source,
         ])?;
     Ok(inserted == 1)
 }

@@ -23,7 +23,7 @@ pub use events::{
     EventCursor, EventFilter, EventPage, QuarantinedEvent, StoredEvent, count_quarantined,
     event_cursor, events_after, insert_event, list_events, quarantined_events, set_event_state,
 };
-pub use objects::{SetBy, clear_objects, object_version, save_object};
+pub use objects::{ObjectState, SetBy, clear_objects, object_state, object_version, save_object};
 pub use outbox::{
     ClaimedMail, OutboxRow, claim_due_mail, list_outbox, mark_mail_failed, mark_mail_sent,
     outbox_depth, queue_mail, requeue_failed_mail,
@@ -31,9 +31,12 @@ pub use outbox::{
 pub use reconciliation::{PeriodData, UNDATED_MARGIN_DAYS, load_period};
 pub use rent_roll::{
     ImportSummary, due_dates, import_rent_roll, landlord_by_bank_account, landlord_contact,
-    property_rent,
+    learn_bank_account, property_rent,
 };
-pub use reports::{count_events_received, last_daily_report, periods_before, record_daily_report};
+pub use reports::{
+    SyncRun, count_events_received, last_daily_report, last_sync_run, periods_before,
+    record_daily_report, record_sync_run,
+};
 pub use writer::Writer;
 
 const SCHEMA: &str = include_str!("../../schema.sql");

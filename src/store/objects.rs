@@ -125,3 +125,60 @@ pub fn clear_objects(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch("DELETE FROM payment_requests; DELETE FROM payouts;")?;
     Ok(())
 }
+
+/// The part of an object's state sync compares: its status, and for a
+/// request its attempts and retry date (a failed attempt keeps the status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectState {
+    pub status: String,
+    pub attempts: Option<i64>,
+    pub next_retry_at: Option<i64>,
+}
+
+impl ObjectState {
+    pub fn of(object: &Object) -> Self {
+        match object {
+            Object::PaymentRequest(pr) => Self {
+                status: pr.status.as_str().to_string(),
+                attempts: pr.attempts,
+                next_retry_at: pr.next_retry_at,
+            },
+            Object::Payout(po) => Self {
+                status: po.status.as_str().to_string(),
+                attempts: None,
+                next_retry_at: None,
+            },
+        }
+    }
+}
+
+/// The stored state of `object`'s id, and its version.
+pub fn object_state(
+    conn: &Connection,
+    object: &Object,
+) -> Result<Option<(ObjectState, Version)>, StoreError> {
+    let sql = match object {
+        Object::PaymentRequest(_) => {
+            "SELECT status, attempts, next_retry_at, event_created, status_rank FROM payment_requests WHERE id = ?1"
+        }
+        Object::Payout(_) => {
+            "SELECT status, NULL, NULL, event_created, status_rank FROM payouts WHERE id = ?1"
+        }
+    };
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row([object.id()], |row| {
+            Ok((
+                ObjectState {
+                    status: row.get(0)?,
+                    attempts: row.get(1)?,
+                    next_retry_at: row.get(2)?,
+                },
+                Version {
+                    created: row.get(3)?,
+                    rank: StatusRank(row.get(4)?),
+                },
+            ))
+        })
+        .optional()?)
+}

@@ -233,3 +233,20 @@ pub fn landlord_contact(
         })
         .optional()?)
 }
+
+/// Learns a landlord's bank account from CasaPay (its `metadata.landlord_id`),
+/// unless the rent roll gave the landlord one or another landlord has it.
+pub fn learn_bank_account(
+    conn: &Connection,
+    landlord_id: &str,
+    bank_account: &str,
+) -> Result<bool, StoreError> {
+    let learned = conn
+        .prepare_cached(
+            "UPDATE landlords SET bank_account = ?2
+             WHERE id = ?1 AND bank_account IS NULL
+               AND NOT EXISTS (SELECT 1 FROM landlords WHERE bank_account = ?2)",
+        )?
+        .execute(params![landlord_id, bank_account])?;
+    Ok(learned == 1)
+}

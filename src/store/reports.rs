@@ -61,3 +61,45 @@ pub fn record_daily_report(
     }
     Ok(true)
 }
+
+/// A finished sync run, as the daily report reads it.
+#[derive(Debug, Clone)]
+pub struct SyncRun {
+    pub id: String,
+    pub finished_at_ms: i64,
+    pub read: i64,
+    pub changed: i64,
+    pub error: Option<String>,
+}
+
+pub fn record_sync_run(
+    conn: &Connection,
+    run: &SyncRun,
+    started_at_ms: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO sync_runs (id, started_at, finished_at, read, changed, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (id) DO NOTHING",
+        params![run.id, started_at_ms, run.finished_at_ms, run.read, run.changed, run.error],
+    )?;
+    Ok(())
+}
+
+/// The newest sync run, if any.
+pub fn last_sync_run(conn: &Connection) -> Result<Option<SyncRun>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT id, finished_at, read, changed, error FROM sync_runs ORDER BY finished_at DESC LIMIT 1",
+            [],
+            |row| {
+                Ok(SyncRun {
+                    id: row.get(0)?,
+                    finished_at_ms: row.get(1)?,
+                    read: row.get(2)?,
+                    changed: row.get(3)?,
+                    error: row.get(4)?,
+                })
+            },
+        )
+        .optional()?)
+}

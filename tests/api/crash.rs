@@ -40,6 +40,7 @@ async fn start_service(dir: &Path) -> Service {
 }
 
 async fn start_service_with(dir: &Path, env: &[(&str, &str)]) -> Service {
+    casapay_recon::casapay::client::install_tls_provider();
     let mut command = Command::new(BIN);
     command
         .arg("serve")

@@ -14,4 +14,5 @@ mod report;
 mod signature_vectors;
 mod simulate;
 mod smtp;
+mod sync;
 mod webhook;

@@ -215,6 +215,7 @@ async fn the_scheduler_mails_once_per_date_across_restarts_and_catches_up() {
             ..Settings::default()
         }),
         mail_wake: Arc::new(tokio::sync::Notify::new()),
+        sync: None,
     };
     assert_eq!(restarted.run_due().await.unwrap(), []);
     assert_eq!(second.count("SELECT count(*) FROM outbox"), 4);

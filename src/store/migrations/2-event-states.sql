@@ -1,4 +1,5 @@
--- Version 2: every event gets a state (SPEC §3 Quarantine), objects keep what
+-- Version 2: every event gets a state (SPEC §3 Quarantine) and a source
+-- (webhook or sync), sync runs are recorded, objects keep what
 -- retries and payouts report, landlords get a bank account, and a landlord
 -- mail's cause becomes the object state it announced.
 
@@ -12,9 +13,10 @@ CREATE TABLE events_v2 (
     received_at INTEGER NOT NULL,
     body        TEXT NOT NULL,
     state       TEXT NOT NULL,
-    reason      TEXT
+    reason      TEXT,
+    source      TEXT NOT NULL
 ) STRICT;
-INSERT INTO events_v2 (seq, id, type, created, livemode, object_id, received_at, body, state, reason)
+INSERT INTO events_v2 (seq, id, type, created, livemode, object_id, received_at, body, state, reason, source)
 SELECT seq, id, type, created, livemode, object_id, received_at, body,
        CASE
            WHEN applied = 1 THEN 'applied'
@@ -25,7 +27,8 @@ SELECT seq, id, type, created, livemode, object_id, received_at, body,
                THEN 'superseded'
            ELSE 'recorded'
        END,
-       NULL
+       NULL,
+       'webhook'
 FROM events;
 DROP TABLE events;
 ALTER TABLE events_v2 RENAME TO events;
@@ -67,3 +70,12 @@ SET cause = (SELECT e.object_id || ':' ||
              FROM events e WHERE e.id = outbox.cause AND e.object_id IS NOT NULL)
 WHERE kind != 'daily_report'
   AND EXISTS (SELECT 1 FROM events e WHERE e.id = outbox.cause AND e.object_id IS NOT NULL);
+
+CREATE TABLE sync_runs (
+    id          TEXT PRIMARY KEY,
+    started_at  INTEGER NOT NULL,
+    finished_at INTEGER NOT NULL,
+    read        INTEGER NOT NULL,
+    changed     INTEGER NOT NULL,
+    error       TEXT
+) STRICT;
