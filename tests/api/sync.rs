@@ -256,7 +256,7 @@ async fn a_dry_run_writes_nothing() {
 
 #[tokio::test]
 async fn api_failures_are_retried_within_bounds_then_recorded_as_sync_failed() {
-    // A CasaPay that answers 429 with Retry-After, then 500, then garbage, for ever.
+    // A CasaPay that answers 429 with Retry-After, 500, garbage, or too late, for ever.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -266,12 +266,17 @@ async fn api_failures_are_retried_within_bounds_then_recorded_as_sync_failed() {
         actix_web::App::new().default_service(actix_web::web::to(move || {
             let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async move {
-                match n % 3 {
+                match n % 4 {
                     0 => actix_web::HttpResponse::TooManyRequests()
                         .insert_header(("Retry-After", "0"))
                         .finish(),
                     1 => actix_web::HttpResponse::InternalServerError().finish(),
-                    _ => actix_web::HttpResponse::Ok().body("{\"not\":\"a page\"}"),
+                    2 => actix_web::HttpResponse::Ok().body("{\"not\":\"a page\"}"),
+                    _ => {
+                        // Slower than the client's timeout (and garbage even then).
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                        actix_web::HttpResponse::Ok().body("[]")
+                    }
                 }
             }
         }))
@@ -285,20 +290,33 @@ async fn api_failures_are_retried_within_bounds_then_recorded_as_sync_failed() {
         &base,
         Secret::new(KEY),
         RetryPolicy {
-            attempts: 3,
+            attempts: 4,
             first_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(5),
-            timeout: Duration::from_secs(5),
+            timeout: Duration::from_millis(300),
         },
     )
     .unwrap();
     let failed = client.page("payment_requests", None).await.unwrap_err();
     assert!(matches!(failed, ClientError::Failed { .. }), "{failed}");
     let made = hits.load(std::sync::atomic::Ordering::SeqCst);
-    assert!((3..=9).contains(&made), "bounded retries: {made} calls");
+    assert!((4..=16).contains(&made), "bounded retries: {made} calls");
 
-    // Through the service: the run is recorded, and the daily report says so.
-    let app = synced_app(base).await;
+    // Through the service (against a CasaPay that refuses the key, so it
+    // fails at once): the run is recorded, and the daily report says so.
+    let refusing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refusing_base = format!("http://{}", refusing.local_addr().unwrap());
+    let server = actix_web::HttpServer::new(|| {
+        actix_web::App::new().default_service(actix_web::web::to(|| async {
+            actix_web::HttpResponse::Unauthorized().finish()
+        }))
+    })
+    .listen(refusing)
+    .unwrap()
+    .workers(1)
+    .run();
+    tokio::spawn(server);
+    let app = synced_app(refusing_base).await;
     let response = app
         .client
         .post(format!("{}/api/sync", app.address))
