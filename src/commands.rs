@@ -254,7 +254,7 @@ pub async fn daily_report(settings: &Settings, args: &DailyReportArgs) -> anyhow
     let (writer, writer_thread) = store::Writer::start(conn, 64, 64);
     let transport = Transport::new(settings.smtp_url.as_ref(), &settings.mail_dir)?;
     let mailer = Mailer::new(transport, settings, writer.clone())?;
-    while mailer.deliver_due().await? > 0 {}
+    while mailer.deliver_cause(&cause).await? > 0 {}
     let check = cause.clone();
     let unsent = writer
         .write(move |conn| {

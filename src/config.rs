@@ -14,6 +14,8 @@ use serde::Deserialize;
 use crate::domain::{Mode, Secret};
 
 pub const DEFAULT_CONFIG_FILE: &str = "casapay-recon.toml";
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -142,6 +144,17 @@ pub struct ConfigArgs {
         value_name = "DURATION"
     )]
     pub sync_every: Option<String>,
+    /// A second listen address that serves only /metrics [default: /metrics on --bind]
+    #[arg(long, global = true, env = "CASAPAY_METRICS_BIND", value_name = "ADDR")]
+    pub metrics_bind: Option<String>,
+    /// How often /metrics' database gauges are recomputed, ms [default: 15000]
+    #[arg(
+        long,
+        global = true,
+        env = "CASAPAY_METRICS_REFRESH_MS",
+        value_name = "MS"
+    )]
+    pub metrics_refresh_ms: Option<u64>,
     /// Which CasaPay mode to reconcile: live, test or any [default: live]
     #[arg(long, global = true, env = "CASAPAY_MODE", value_name = "MODE")]
     pub mode: Option<Mode>,
@@ -186,6 +199,8 @@ struct FileConfig {
     api_key: Option<String>,
     api_base: Option<String>,
     sync_every: Option<String>,
+    metrics_bind: Option<String>,
+    metrics_refresh_ms: Option<u64>,
     mode: Option<Mode>,
     log_format: Option<LogFormat>,
     write_batch: Option<usize>,
@@ -253,6 +268,9 @@ pub struct Settings {
     pub api_base: String,
     /// `None`: serve does not sync by itself.
     pub sync_every: Option<Duration>,
+    /// Where `/metrics` is served apart from the webhook listener.
+    pub metrics_bind: Option<String>,
+    pub metrics_refresh: Duration,
     pub mode: Mode,
     pub log_format: LogFormat,
     pub write_batch: usize,
@@ -281,6 +299,8 @@ impl Default for Settings {
             api_key: None,
             api_base: "https://api.casapay.com".into(),
             sync_every: None,
+            metrics_bind: None,
+            metrics_refresh: Duration::from_secs(15),
             mode: Mode::Live,
             log_format: LogFormat::Text,
             write_batch: 512,
@@ -370,6 +390,11 @@ impl Settings {
             api_key: args.api_key.or(file.api_key).map(Secret::new),
             api_base: args.api_base.or(file.api_base).unwrap_or(defaults.api_base),
             sync_every: None,
+            metrics_bind: args.metrics_bind.or(file.metrics_bind),
+            metrics_refresh: args
+                .metrics_refresh_ms
+                .or(file.metrics_refresh_ms)
+                .map_or(defaults.metrics_refresh, Duration::from_millis),
             mode: args.mode.or(file.mode).unwrap_or(defaults.mode),
             log_format: args
                 .log_format
@@ -408,10 +433,29 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.bind.parse::<std::net::SocketAddr>().is_err() {
+        for (key, address) in [
+            ("bind", Some(&self.bind)),
+            ("metrics_bind", self.metrics_bind.as_ref()),
+        ] {
+            if let Some(address) = address
+                && address.parse::<std::net::SocketAddr>().is_err()
+            {
+                return Err(invalid(
+                    key,
+                    format!("`{address}` is not an address like 127.0.0.1:8080"),
+                ));
+            }
+        }
+        // An empty token (docker-compose passes an unset `${VAR}` as "") would
+        // open the dashboard to anyone.
+        if let Some(token) = &self.admin_token
+            && token.expose().chars().count() < MIN_ADMIN_TOKEN
+        {
             return Err(invalid(
-                "bind",
-                format!("`{}` is not an address like 127.0.0.1:8080", self.bind),
+                "admin_token",
+                format!(
+                    "must be at least {MIN_ADMIN_TOKEN} characters (it is the key to every admin endpoint)"
+                ),
             ));
         }
         if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
@@ -563,6 +607,27 @@ mod tests {
                     ..Default::default()
                 },
                 "webhook_secrets",
+            ),
+            (
+                ConfigArgs {
+                    admin_token: Some(String::new()),
+                    ..Default::default()
+                },
+                "admin_token",
+            ),
+            (
+                ConfigArgs {
+                    admin_token: Some("short".into()),
+                    ..Default::default()
+                },
+                "admin_token",
+            ),
+            (
+                ConfigArgs {
+                    metrics_bind: Some("metrics".into()),
+                    ..Default::default()
+                },
+                "metrics_bind",
             ),
         ];
         let no_file = Path::new("/nonexistent/casapay-recon.toml");

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 
-use crate::api;
+use crate::api::{self, MetricsRefresh};
 use crate::casapay::client::{ApiClient, ClientError, RetryPolicy};
 use crate::config::Settings;
 use crate::domain::Clock;
@@ -66,6 +66,10 @@ pub struct Application {
     writer_thread: JoinHandle<()>,
     /// Syncs every `CASAPAY_SYNC_EVERY`, when set.
     periodic_sync: Option<(Arc<Syncer>, std::time::Duration)>,
+    /// `/metrics` on `CASAPAY_METRICS_BIND`, apart from the webhook listener.
+    metrics_server: Option<Server>,
+    metrics_port: Option<u16>,
+    metrics_refresh: MetricsRefresh,
     /// Credentials generated on this start: the binary shows them once.
     pub generated: Vec<GeneratedCredential>,
 }
@@ -165,6 +169,22 @@ impl Application {
             reads,
             sync,
         });
+        let metrics_listener = match &settings.metrics_bind {
+            Some(bind) => Some(
+                TcpListener::bind(bind).map_err(|source| StartupError::Bind {
+                    bind: bind.clone(),
+                    source,
+                })?,
+            ),
+            None => None,
+        };
+        let metrics_refresh = MetricsRefresh {
+            reads: state.reads.clone(),
+            clock,
+            timezone: settings.timezone.clone(),
+            every: settings.metrics_refresh,
+        };
+        let with_metrics = metrics_listener.is_none();
         let server =
             HttpServer::new(move || {
                 App::new()
@@ -172,28 +192,33 @@ impl Application {
                     .app_data(web::QueryConfig::default().error_handler(|error, _| {
                         ApiError::InvalidRequest(error.to_string()).into()
                     }))
-                    .wrap(actix_web::middleware::from_fn(api::log_request))
-                    .route("/webhooks/casapay", web::post().to(api::receive_webhook))
-                    .route("/healthz", web::get().to(api::healthz))
-                    .route("/readyz", web::get().to(api::readyz))
-                    .route("/metrics", web::get().to(api::get_metrics))
                     .app_data(web::PayloadConfig::new(RENT_ROLL_LIMIT))
-                    .route("/api/events", web::get().to(api::list_events))
-                    .route("/api/rent-roll", web::post().to(api::import_rent_roll))
-                    .route(
-                        "/api/reconciliation",
-                        web::get().to(api::get_reconciliation),
-                    )
-                    .route("/api/reports/daily", web::get().to(api::get_daily_report))
-                    .route("/api/sync", web::post().to(api::run_sync))
-                    .route("/dashboard", web::get().to(api::dashboard))
-                    .default_service(web::to(|| async { Err::<String, _>(ApiError::NotFound) }))
+                    .wrap(actix_web::middleware::from_fn(api::log_request))
+                    .configure(|routes| api::routes(routes, with_metrics))
             })
             .listen(listener)?
             // Signals are handled in `run_until_stopped`, so SIGINT is as graceful as SIGTERM.
             .disable_signals()
             .shutdown_timeout(30)
             .run();
+        let metrics_port = match &metrics_listener {
+            Some(listener) => Some(listener.local_addr()?.port()),
+            None => None,
+        };
+        let metrics_server = match metrics_listener {
+            Some(listener) => Some(
+                HttpServer::new(|| App::new().route("/metrics", web::get().to(api::get_metrics)))
+                    .listen(listener)?
+                    .disable_signals()
+                    .workers(1)
+                    .run(),
+            ),
+            None => None,
+        };
+        // Started: only now are generated credentials kept (and then shown).
+        let conn = store::open_writer(&settings.database, settings.busy_timeout)
+            .map_err(database_error)?;
+        store::keep_generated(&conn, &generated).map_err(database_error)?;
         Ok(Self {
             port,
             server,
@@ -202,6 +227,9 @@ impl Application {
             mail_wake,
             writer_thread,
             periodic_sync,
+            metrics_server,
+            metrics_port,
+            metrics_refresh,
             generated,
         })
     }
@@ -210,19 +238,32 @@ impl Application {
         self.port
     }
 
+    /// The port of the separate `/metrics` listener, when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
+    }
+
     /// Serves until SIGTERM or SIGINT, then stops taking connections, lets
     /// requests in flight and the mail in hand finish, and waits for the
     /// writer to commit what it holds.
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         let handle = self.server.handle();
+        let metrics_handle = self.metrics_server.as_ref().map(Server::handle);
+        if let Some(metrics_server) = self.metrics_server {
+            tokio::spawn(metrics_server);
+        }
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down: finishing requests in flight");
+            if let Some(metrics) = metrics_handle {
+                metrics.stop(true).await;
+            }
             handle.stop(true).await;
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mailer = tokio::spawn(self.mailer.run(self.mail_wake, stopped.clone()));
         let scheduler = tokio::spawn(self.scheduler.run(stopped.clone()));
+        let refresher = tokio::spawn(self.metrics_refresh.run(stopped.clone()));
         let syncing = self
             .periodic_sync
             .map(|(syncer, every)| tokio::spawn(sync_periodically(syncer, every, stopped)));
@@ -233,6 +274,7 @@ impl Application {
         }
         mailer.await.map_err(std::io::Error::other)?;
         scheduler.await.map_err(std::io::Error::other)?;
+        refresher.await.map_err(std::io::Error::other)?;
         let writer_thread = self.writer_thread;
         tokio::task::spawn_blocking(move || writer_thread.join())
             .await

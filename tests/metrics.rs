@@ -18,7 +18,11 @@ fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
 #[tokio::test]
 async fn metrics_count_webhooks_batches_mail_and_exceptions() {
     let now = "2025-03-20T10:00:00Z".parse().unwrap();
-    let app = spawn_app_with(|_| {}, Clock::Fixed(now)).await;
+    let app = spawn_app_with(
+        |s| s.metrics_refresh = std::time::Duration::from_millis(50),
+        Clock::Fixed(now),
+    )
+    .await;
     expect_json(app.import_rent_roll("property_id,landlord_id,period,amount,currency,landlord_email\nprop_1,ll_1,2025-03,1000,eur,a@example.com\nprop_2,ll_1,2025-03,1000,eur,\n").await, 200).await;
     let event = event_with(
         "evt_m1",
@@ -51,15 +55,27 @@ async fn metrics_count_webhooks_batches_mail_and_exceptions() {
         1
     );
 
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The database gauges are refreshed in the background: wait for the
+    // refresh that sees the delivered mail and the overdue line.
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = app
+            .client
+            .get(format!("{}/metrics", app.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let ready = metric(&text, "casapay_outbox_depth") == Some(0.0)
+            && metric(&text, "casapay_quarantined_events") == Some(1.0)
+            && metric(&text, "casapay_reconciliation_exceptions{kind=\"overdue\"}") == Some(1.0);
+        if ready {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let value = |name: &str| metric(&text, name).unwrap_or_else(|| panic!("no {name} in {text}"));
     assert_eq!(
         value(

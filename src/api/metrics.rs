@@ -1,25 +1,41 @@
-//! `GET /metrics`: Prometheus text format.
+//! `GET /metrics`: Prometheus text, O(1) per scrape whatever the data size.
+//! Counters and histograms are recorded where things happen; the gauges that
+//! describe the database are refreshed in the background, not per request.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use actix_web::{HttpResponse, web};
+use actix_web::HttpResponse;
+use tokio::sync::watch;
 
-use crate::domain::{ExceptionKind, Period};
-use crate::error::ApiError;
-use crate::startup::AppState;
-use crate::store::{self, StoreError};
+use crate::domain::{Clock, ExceptionKind, Period};
+use crate::store::{self, ReadPool, StoreError};
 use crate::{metrics, recon};
 
-pub async fn get_metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
-    let today = state.clock.now().to_zoned(timezone.clone()).date();
-    web::block(move || -> Result<(), ApiError> {
-        let conn = pool.get().map_err(StoreError::from)?;
+pub async fn get_metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(metrics::handle().render())
+}
+
+/// Recomputes the database gauges: outbox depth, quarantined events, the last
+/// daily report, and the current period's exceptions by kind.
+pub struct MetricsRefresh {
+    pub reads: ReadPool,
+    pub clock: Clock,
+    pub timezone: jiff::tz::TimeZone,
+    pub every: Duration,
+}
+
+impl MetricsRefresh {
+    fn refresh(&self) -> Result<(), StoreError> {
+        let conn = self.reads.get()?;
+        let today = self.clock.now().to_zoned(self.timezone.clone()).date();
         let depth = store::outbox_depth(&conn)?;
         let quarantined = store::count_quarantined(&conn)?;
         let last = store::last_daily_report(&conn)?.and_then(|d| d.parse().ok());
         let current =
-            recon::reconcile_stored(&conn, Period::of_date(today), today, &timezone, None)?;
+            recon::reconcile_stored(&conn, Period::of_date(today), today, &self.timezone, None)?;
         // Every kind, so a kind that went back to zero reads 0, not its last value.
         let mut counts: BTreeMap<ExceptionKind, usize> =
             ExceptionKind::ALL.iter().map(|k| (*k, 0)).collect();
@@ -29,9 +45,23 @@ pub async fn get_metrics(state: web::Data<AppState>) -> Result<HttpResponse, Api
         let counts: Vec<_> = counts.into_iter().map(|(k, n)| (k.as_str(), n)).collect();
         metrics::set_state(depth, quarantined, last, &counts);
         Ok(())
-    })
-    .await??;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(metrics::handle().render()))
+    }
+
+    /// Refreshes now and every `every` until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let every = self.every;
+        let this = std::sync::Arc::new(self);
+        while !*stop.borrow() {
+            let job = std::sync::Arc::clone(&this);
+            match tokio::task::spawn_blocking(move || job.refresh()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "metrics gauges not refreshed"),
+                Err(error) => tracing::warn!(%error, "metrics refresh stopped"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
 }

@@ -58,10 +58,15 @@ impl Transport {
                 Ok(Transport::Smtp(transport))
             }
             None => {
-                std::fs::create_dir_all(mail_dir).map_err(|source| MailError::Folder {
+                use std::os::unix::fs::PermissionsExt;
+                let folder_error = |source| MailError::Folder {
                     path: mail_dir.display().to_string(),
                     source,
-                })?;
+                };
+                std::fs::create_dir_all(mail_dir).map_err(folder_error)?;
+                // Mails hold landlords' personal data: the folder is its owner's only.
+                std::fs::set_permissions(mail_dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(folder_error)?;
                 Ok(Transport::Files(AsyncFileTransport::new(mail_dir)))
             }
         }
@@ -145,11 +150,23 @@ impl Mailer {
 
     /// Sends what is due now; returns how many mails were attempted.
     pub async fn deliver_due(&self) -> Result<usize, StoreError> {
+        self.deliver(None).await
+    }
+
+    /// Sends the due mails of one cause only: a CLI command delivers the mail
+    /// it made, never the service's outbox with its own settings.
+    pub async fn deliver_cause(&self, cause: &str) -> Result<usize, StoreError> {
+        self.deliver(Some(cause.to_string())).await
+    }
+
+    async fn deliver(&self, cause: Option<String>) -> Result<usize, StoreError> {
         let now = jiff::Timestamp::now().as_millisecond();
         let lease_until = now + LEASE.as_millis() as i64;
         let claimed = self
             .writer
-            .write(move |conn| store::claim_due_mail(conn, now, lease_until, CLAIM))
+            .write(move |conn| {
+                store::claim_due_mail(conn, now, lease_until, CLAIM, cause.as_deref())
+            })
             .await?;
         let count = claimed.len();
         for mail in claimed {
@@ -161,7 +178,9 @@ impl Mailer {
             match outcome {
                 Ok(()) => {
                     let sent_at = jiff::Timestamp::now().as_millisecond();
-                    tracing::info!(mail_id = id, recipient = %mail.recipient, subject = %mail.subject, "mail sent");
+                    // Names in a subject come from the rent roll: no line breaks in the log.
+                    let subject = crate::format::printable(&mail.subject);
+                    tracing::info!(mail_id = id, recipient = %mail.recipient, subject, "mail sent");
                     crate::metrics::mail("sent", 1);
                     self.writer
                         .write(move |conn| store::mark_mail_sent(conn, id, sent_at))

@@ -18,11 +18,16 @@ pub struct Credentials {
     admin_token_sha256: [u8; 32],
 }
 
-/// A credential generated on this start, to show the operator once.
+/// A credential generated on this start, to show the operator once. It is
+/// kept ([`keep_generated`]) only once the service has started, so a failed
+/// first start generates it again next time instead of locking the operator out.
 #[derive(Debug)]
 pub struct GeneratedCredential {
     pub name: &'static str,
     pub value: Secret,
+    /// The `settings` row that keeps it (the token's hash, never the token).
+    key: &'static str,
+    kept: String,
 }
 
 fn sha256(text: &str) -> [u8; 32] {
@@ -35,8 +40,8 @@ impl Credentials {
         sha256(presented).ct_eq(&self.admin_token_sha256).into()
     }
 
-    /// Uses what is configured; otherwise what an earlier start generated;
-    /// otherwise generates, stores, and returns the new values to show once.
+    /// Uses what is configured; otherwise what an earlier start kept;
+    /// otherwise generates, and returns the new values to keep and show once.
     pub fn load_or_generate(
         conn: &Connection,
         configured_secrets: Option<&[Secret]>,
@@ -49,10 +54,11 @@ impl Credentials {
                 Some(stored) => vec![Secret::new(stored)],
                 None => {
                     let secret = Secret::generate("whsec_");
-                    write_setting(conn, WEBHOOK_SECRET_KEY, secret.expose())?;
                     generated.push(GeneratedCredential {
                         name: "CASAPAY_WEBHOOK_SECRETS",
                         value: secret.clone(),
+                        key: WEBHOOK_SECRET_KEY,
+                        kept: secret.expose().to_string(),
                     });
                     vec![secret]
                 }
@@ -65,10 +71,11 @@ impl Credentials {
                 None => {
                     let token = Secret::generate("cpr_admin_");
                     let hash = sha256(token.expose());
-                    write_setting(conn, ADMIN_TOKEN_HASH_KEY, &hex::encode(hash))?;
                     generated.push(GeneratedCredential {
                         name: "CASAPAY_ADMIN_TOKEN",
                         value: token,
+                        key: ADMIN_TOKEN_HASH_KEY,
+                        kept: hex::encode(hash),
                     });
                     hash
                 }
@@ -82,6 +89,17 @@ impl Credentials {
             generated,
         ))
     }
+}
+
+/// Keeps credentials generated on this start, once it has succeeded.
+pub fn keep_generated(
+    conn: &Connection,
+    generated: &[GeneratedCredential],
+) -> Result<(), StoreError> {
+    for credential in generated {
+        write_setting(conn, credential.key, &credential.kept)?;
+    }
+    Ok(())
 }
 
 fn decode_hash(text: &str) -> Option<[u8; 32]> {
@@ -122,9 +140,17 @@ mod tests {
     }
 
     #[test]
-    fn generates_once_then_reuses() {
+    fn generates_once_kept_after_start_then_reuses() {
         let (_dir, conn) = database();
+        let (_, unkept) = Credentials::load_or_generate(&conn, None, None).unwrap();
+        let (_, again) = Credentials::load_or_generate(&conn, None, None).unwrap();
+        assert_eq!(
+            (unkept.len(), again.len()),
+            (2, 2),
+            "not kept (the start failed): generated again"
+        );
         let (first, generated) = Credentials::load_or_generate(&conn, None, None).unwrap();
+        keep_generated(&conn, &generated).unwrap();
         assert_eq!(generated.len(), 2);
         let token = generated
             .iter()

@@ -18,7 +18,7 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
-pub use credentials::{Credentials, GeneratedCredential, stored_webhook_secret};
+pub use credentials::{Credentials, GeneratedCredential, keep_generated, stored_webhook_secret};
 pub use events::{
     EventCursor, EventFilter, EventPage, QuarantinedEvent, StoredEvent, count_quarantined,
     event_cursor, events_after, insert_event, list_events, quarantined_events, set_event_state,
@@ -60,6 +60,8 @@ pub enum StoreError {
     BatchFailed(String),
     #[error("database content is not valid: {0}")]
     Corrupt(String),
+    #[error("database file: {0}")]
+    Io(std::io::Error),
     #[error("the write queue is full")]
     QueueFull,
     #[error("the service is shutting down")]
@@ -86,7 +88,7 @@ impl StoreError {
                 error.sqlite_error_code(),
                 Some(DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | CannotOpen)
             ),
-            StoreError::Corrupt(_) | StoreError::SchemaTooNew { .. } => false,
+            StoreError::Corrupt(_) | StoreError::SchemaTooNew { .. } | StoreError::Io(_) => false,
         }
     }
 }
@@ -96,9 +98,27 @@ fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("stored {what} `{value}` is not valid"))
 }
 
+/// Creates the database file readable by its owner only: it holds the
+/// generated webhook secret and landlords' personal data. SQLite gives its
+/// -wal and -shm files the database file's permissions.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Io(e)),
+    }
+}
+
 /// Opens the one write connection: WAL, and `synchronous=FULL` so that a
 /// commit survives power loss, not only a process crash.
 pub fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    create_private(path)?;
     let conn = Connection::open(path)?;
     conn.busy_timeout(busy_timeout)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -293,6 +313,23 @@ mod tests {
             shape(&new),
             "schema.sql is the migrations' result"
         );
+    }
+
+    #[test]
+    fn the_database_and_its_wal_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("private.db");
+        let mut conn = open_writer(&path, Duration::from_secs(1)).unwrap();
+        migrate(&mut conn).unwrap();
+        record_heartbeat(&conn, 1).unwrap();
+        for file in ["private.db", "private.db-wal", "private.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
     }
 
     #[test]

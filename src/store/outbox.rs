@@ -33,31 +33,37 @@ pub struct ClaimedMail {
     pub attempts: u32,
 }
 
-/// Claims up to `limit` due mails until `lease_until_ms`. A claim that lapses
-/// (its worker died) makes the mail due again.
+/// Claims up to `limit` due mails until `lease_until_ms` (only those of
+/// `cause`, when given). A claim that lapses (its worker died) makes the mail
+/// due again.
 pub fn claim_due_mail(
     conn: &Connection,
     now_ms: i64,
     lease_until_ms: i64,
     limit: usize,
+    cause: Option<&str>,
 ) -> Result<Vec<ClaimedMail>, StoreError> {
     let mut statement = conn.prepare_cached(
         "UPDATE outbox SET status = 'sending', next_attempt_at = ?2
          WHERE id IN (SELECT id FROM outbox
                       WHERE status IN ('queued', 'sending') AND next_attempt_at <= ?1
+                        AND (?4 IS NULL OR cause = ?4)
                       ORDER BY next_attempt_at, id LIMIT ?3)
          RETURNING id, recipient, subject, text_body, html_body, attempts",
     )?;
-    let rows = statement.query_map(params![now_ms, lease_until_ms, limit as i64], |row| {
-        Ok(ClaimedMail {
-            id: row.get(0)?,
-            recipient: row.get(1)?,
-            subject: row.get(2)?,
-            text: row.get(3)?,
-            html: row.get(4)?,
-            attempts: row.get(5)?,
-        })
-    })?;
+    let rows = statement.query_map(
+        params![now_ms, lease_until_ms, limit as i64, cause],
+        |row| {
+            Ok(ClaimedMail {
+                id: row.get(0)?,
+                recipient: row.get(1)?,
+                subject: row.get(2)?,
+                text: row.get(3)?,
+                html: row.get(4)?,
+                attempts: row.get(5)?,
+            })
+        },
+    )?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 

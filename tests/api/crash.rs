@@ -347,3 +347,41 @@ async fn logs_are_json_lines_that_never_show_a_secret_a_signature_or_a_body() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_failed_first_start_keeps_no_credentials_and_the_next_start_shows_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let output = Command::new(BIN)
+        .arg("serve")
+        .env("CASAPAY_DATABASE", dir.path().join("casapay-recon.db"))
+        .env("CASAPAY_BIND", format!("127.0.0.1:{port}"))
+        .env("CASAPAY_MAIL_DIR", dir.path().join("mail"))
+        .env_remove("CASAPAY_WEBHOOK_SECRETS")
+        .env_remove("CASAPAY_ADMIN_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("cannot listen"), "{stderr}");
+    assert!(!stderr.contains("Generated"), "nothing shown: {stderr}");
+    let kept: i64 = rusqlite::Connection::open(dir.path().join("casapay-recon.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM settings", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, 0, "nothing kept that nobody saw");
+    drop(held);
+
+    let service = start_service(dir.path()).await;
+    let lines = service.stderr.lock().unwrap().clone();
+    assert!(generated_secret(&service).is_some(), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Generated CASAPAY_ADMIN_TOKEN: ")),
+        "{lines:?}"
+    );
+    service.kill().await;
+}

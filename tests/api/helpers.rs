@@ -15,6 +15,8 @@ pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 
 pub struct TestApp {
     pub address: String,
+    /// The separate `/metrics` listener, with `metrics_bind`.
+    pub metrics_address: Option<String>,
     pub database: PathBuf,
     pub client: reqwest::Client,
     pub secret: Secret,
@@ -40,9 +42,13 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings), clock: Clock)
     customize(&mut settings);
     let app = Application::build_with_clock(&settings, clock).expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        metrics_address,
         database: settings.database.clone(),
         client: reqwest::Client::new(),
         secret: settings

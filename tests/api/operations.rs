@@ -12,6 +12,38 @@ use crate::helpers::{
     spawn_app_with,
 };
 
+#[tokio::test]
+async fn with_a_metrics_listener_metrics_leave_the_webhook_listener() {
+    let app = spawn_app_with(
+        |s| s.metrics_bind = Some("127.0.0.1:0".into()),
+        Clock::System,
+    )
+    .await;
+    let on_main = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_main.status().as_u16(), 404);
+    let metrics = app.metrics_address.clone().expect("a metrics listener");
+    let scraped = app
+        .client
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status().as_u16(), 200);
+    assert!(scraped.text().await.unwrap().contains("casapay_"));
+    let elsewhere = app
+        .client
+        .get(format!("{metrics}/api/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status().as_u16(), 404, "only /metrics there");
+}
+
 async fn dashboard(app: &TestApp, authorization: Option<String>) -> reqwest::Response {
     let mut request = app
         .client

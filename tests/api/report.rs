@@ -238,3 +238,55 @@ async fn the_scheduler_mails_once_per_date_across_restarts_and_catches_up() {
     );
     assert!(mail.to.iter().all(|to| to == "ops@example.com"));
 }
+
+#[tokio::test]
+async fn report_send_delivers_only_its_own_mail_never_the_services_outbox() {
+    // The service's SMTP server is down: a landlord mail waits in the outbox.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    let app = spawn_app_with(
+        move |s| s.smtp_url = Some(Secret::new(format!("smtp://127.0.0.1:{port}"))),
+        Clock::Fixed("2025-03-20T03:00:00Z".parse().unwrap()),
+    )
+    .await;
+    expect_json(app.import_rent_roll(ROLL).await, 200).await;
+    app.send_all(&[event_with(
+        "evt_w",
+        "payment_request.succeeded",
+        10,
+        request("preq_w", "prop_1", 120000, "eur", "succeeded"),
+    )])
+    .await;
+    let waiting = "SELECT count(*) FROM outbox WHERE cause = 'preq_w:succeeded' AND status = 'queued' AND attempts > 0";
+    assert_eq!(app.wait_for_count(waiting, 1).await, 1);
+
+    let mail_dir = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_casapay-recon"))
+        .args(["report", "daily", "--date", "2025-03-20", "--send"])
+        .env("CASAPAY_DATABASE", &app.database)
+        .env("CASAPAY_REPORT_TO", "ops@example.com")
+        .env("CASAPAY_MAIL_DIR", mail_dir.path())
+        .env_remove("CASAPAY_SMTP_URL")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        app.count(waiting),
+        1,
+        "the landlord's mail still waits for the service's SMTP"
+    );
+    let files: Vec<_> = std::fs::read_dir(mail_dir.path()).unwrap().collect();
+    assert_eq!(files.len(), 1, "only the report was written");
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE kind = 'daily_report' AND status = 'sent'"),
+        1
+    );
+}
