@@ -3,6 +3,7 @@
 use anyhow::{Context, bail};
 
 use crate::bench;
+use crate::casapay::client::{ApiClient, RetryPolicy};
 use crate::cli::{
     BenchIngestArgs, DailyReportArgs, OutboxCommand, ReconcileArgs, SimulateMonthArgs,
     SimulateServeArgs, SyncArgs, TriggerArgs,
@@ -234,7 +235,11 @@ pub async fn daily_report(settings: &Settings, args: &DailyReportArgs) -> anyhow
         None => report::yesterday(jiff::Timestamp::now(), &settings.timezone),
     };
     let conn = startup::open_database(settings)?;
-    let built = report::build_daily_report(&conn, date, &settings.timezone)?;
+    let mut built = report::build_daily_report(&conn, date, &settings.timezone)?;
+    if let Some(key) = &settings.api_key {
+        let client = ApiClient::new(&settings.api_base, key.clone(), RetryPolicy::default())?;
+        report::balance::check(&mut built, report::balance::fetch(&client).await);
+    }
     print!("{}", render_report(&built, args.format));
     if args.format == Format::Json {
         println!();

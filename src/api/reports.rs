@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::Admin;
 use crate::error::ApiError;
 use crate::format::Format;
-use crate::report::{self, render::render_report};
+use crate::report::{self, balance, render::render_report};
 use crate::startup::AppState;
 use crate::store::StoreError;
 
@@ -30,13 +30,18 @@ pub async fn get_daily_report(
         None => report::yesterday(state.clock.now(), &state.timezone),
     };
     let format = query.format.unwrap_or(Format::Json);
+    let fetched = match &state.sync {
+        Some(syncer) => Some(balance::fetch(&syncer.client).await),
+        None => None,
+    };
     let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
     let body = web::block(move || -> Result<String, ApiError> {
         let conn = pool.get().map_err(StoreError::from)?;
-        Ok(render_report(
-            &report::build_daily_report(&conn, date, &timezone)?,
-            format,
-        ))
+        let mut built = report::build_daily_report(&conn, date, &timezone)?;
+        if let Some(fetched) = fetched {
+            balance::check(&mut built, fetched);
+        }
+        Ok(render_report(&built, format))
     })
     .await??;
     Ok(HttpResponse::Ok()

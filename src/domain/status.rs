@@ -195,10 +195,11 @@ pub enum ExceptionKind {
     QuarantinedEvent,
     UndeliverableMail,
     SyncFailed,
+    BalanceShort,
 }
 
 impl ExceptionKind {
-    pub const ALL: [ExceptionKind; 14] = [
+    pub const ALL: [ExceptionKind; 15] = [
         ExceptionKind::Failed,
         ExceptionKind::Retrying,
         ExceptionKind::RetryStalled,
@@ -213,6 +214,7 @@ impl ExceptionKind {
         ExceptionKind::QuarantinedEvent,
         ExceptionKind::UndeliverableMail,
         ExceptionKind::SyncFailed,
+        ExceptionKind::BalanceShort,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -231,6 +233,7 @@ impl ExceptionKind {
             ExceptionKind::QuarantinedEvent => "quarantined_event",
             ExceptionKind::UndeliverableMail => "undeliverable_mail",
             ExceptionKind::SyncFailed => "sync_failed",
+            ExceptionKind::BalanceShort => "balance_short",
         }
     }
 }

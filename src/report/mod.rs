@@ -1,6 +1,7 @@
 //! The daily reconciliation report (SPEC §6): what arrived on a date, every
 //! period that still needs a person, and the list of exceptions.
 
+pub mod balance;
 pub mod render;
 pub mod scheduler;
 
@@ -33,6 +34,9 @@ pub struct DailyReport {
     pub periods: Vec<Reconciliation>,
     pub exceptions: Vec<Exception>,
     pub totals: Vec<Total>,
+    /// With an API key: CasaPay's balance against what is due (see [`balance`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub balance: Option<balance::Balance>,
 }
 
 /// Yesterday in `timezone`: the default report date.
@@ -139,5 +143,6 @@ pub fn build_daily_report(
         periods,
         exceptions,
         totals: totals.into_values().collect(),
+        balance: None,
     })
 }

@@ -3,6 +3,8 @@
 use askama::Template;
 
 use super::DailyReport;
+use super::balance::Balance;
+use crate::domain::Currency;
 use crate::domain::{MailDraft, MailKind};
 use crate::format::{self, Format, money, printable};
 use crate::recon::Exception;
@@ -64,6 +66,31 @@ fn text(report: &DailyReport) -> String {
     for period in &report.periods {
         out.push('\n');
         out.push_str(&render::render(period, Format::Text));
+    }
+    match &report.balance {
+        Some(Balance::Checked { lines }) => {
+            out.push_str("\nCasaPay balance\n");
+            for line in lines {
+                let shown = |amount: i64| match Currency::parse(&line.currency) {
+                    Ok(currency) => money(amount, currency),
+                    Err(_) => amount.to_string(),
+                };
+                out.push_str(&format!(
+                    "  {}  available {}  pending {}  due to landlords {}{}\n",
+                    line.currency,
+                    shown(line.available),
+                    shown(line.pending),
+                    shown(line.due_to_landlords),
+                    if line.short { "  SHORT" } else { "" }
+                ));
+            }
+        }
+        Some(Balance::Failed { error }) => {
+            out.push_str(&format!(
+                "\nCasaPay balance: unknown, the call failed: {error}\n"
+            ));
+        }
+        None => {}
     }
     out.push_str("\nTotals, all periods above\n");
     for t in &report.totals {

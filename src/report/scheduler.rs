@@ -8,8 +8,8 @@ use jiff::Zoned;
 use jiff::civil::{Date, Time};
 use tokio::sync::{Notify, watch};
 
-use super::build_daily_report;
 use super::render::report_mail;
+use super::{balance, build_daily_report};
 use crate::config::Settings;
 use crate::domain::Clock;
 use crate::store::{self, ReadPool, StoreError, Writer};
@@ -82,14 +82,23 @@ impl Scheduler {
                 tracing::warn!(%error, "sync before the daily report failed");
             }
         }
+        let fetched = match &self.sync {
+            Some(syncer) => Some(balance::fetch(&syncer.client).await),
+            None => None,
+        };
         let pool = self.reads.clone();
         let settings = Arc::clone(&self.settings);
         let reports = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let conn = pool.get()?;
-            dates
-                .into_iter()
-                .map(|date| build_daily_report(&conn, date, &settings.timezone).map(|r| (date, r)))
-                .collect::<Result<Vec<_>, _>>()
+            let mut reports = Vec::new();
+            for date in dates {
+                let mut report = build_daily_report(&conn, date, &settings.timezone)?;
+                if let Some(fetched) = &fetched {
+                    balance::check(&mut report, fetched.clone());
+                }
+                reports.push((date, report));
+            }
+            Ok(reports)
         })
         .await
         .map_err(|_| StoreError::ShuttingDown)??;

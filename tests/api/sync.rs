@@ -355,3 +355,90 @@ async fn api_failures_are_retried_within_bounds_then_recorded_as_sync_failed() {
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn the_daily_report_checks_casapays_balance_against_what_is_due() {
+    let world = Arc::new(Mutex::new(World::tagged("b_")));
+    let app = synced_app(casapay(Arc::clone(&world))).await;
+    expect_json(
+        app.import_rent_roll(
+            "property_id,landlord_id,period,amount,currency\nprop_1,ll_1,2025-03,120000,eur\n",
+        )
+        .await,
+        200,
+    )
+    .await;
+    let created = app.clock.now().as_second() - 3_600;
+    {
+        let mut world = world.lock().unwrap();
+        world.create_request(request("preq_b", "pending", created), created);
+        world
+            .update_request("preq_b", "payment_request.succeeded", created + 60, |r| {
+                r.status = "succeeded".into()
+            })
+            .unwrap();
+        // CasaPay already sent most of it elsewhere: 200.00 is left of the 1,200.00 due.
+        let payout = casapay_recon::sim::world::Payout {
+            id: "po_elsewhere".into(),
+            object: "payout",
+            amount: 100_000,
+            currency: "eur".into(),
+            status: "pending".into(),
+            destination: "ba_other".into(),
+            arrival_date: created,
+            description: String::new(),
+            failure_code: None,
+            failure_message: None,
+            metadata: None,
+            created,
+            livemode: true,
+        };
+        world.create_payout(payout, created);
+    }
+    let webhook = world.lock().unwrap().events[1].to_string();
+    expect_json(app.post_event(&webhook).await, 200).await;
+    let report = expect_json(
+        app.get_admin("/api/reports/daily?date=2025-03-20").await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        report["balance"]["lines"],
+        json!([{"currency": "eur", "available": 20000, "pending": 0, "due_to_landlords": 120000, "short": true}]),
+        "{report}"
+    );
+    let short = report["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "balance_short")
+        .expect("a balance_short exception");
+    assert_eq!(short["amount"], 100000);
+
+    // A failed balance call says so; it is never read as a zero balance.
+    let refusing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refusing_base = format!("http://{}", refusing.local_addr().unwrap());
+    let server = actix_web::HttpServer::new(|| {
+        actix_web::App::new().default_service(actix_web::web::to(|| async {
+            actix_web::HttpResponse::Unauthorized().finish()
+        }))
+    })
+    .listen(refusing)
+    .unwrap()
+    .workers(1)
+    .run();
+    tokio::spawn(server);
+    let unknown = synced_app(refusing_base).await;
+    let report = expect_json(
+        unknown
+            .get_admin("/api/reports/daily?date=2025-03-20")
+            .await,
+        200,
+    )
+    .await;
+    assert!(
+        report["balance"]["error"].as_str().unwrap().contains("401"),
+        "{report}"
+    );
+    assert!(report["balance"].get("lines").is_none());
+}
