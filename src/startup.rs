@@ -51,7 +51,7 @@ pub enum StartupError {
     },
     #[error("mail: {0}")]
     Mail(#[from] MailError),
-    #[error("CasaPay API: {0}")]
+    #[error(transparent)]
     Api(#[from] ClientError),
     #[error("server: {0}")]
     Server(#[from] std::io::Error),

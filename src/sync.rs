@@ -22,7 +22,7 @@ pub const DEFAULT_DAYS_BACK: i64 = 35;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("CasaPay's API: {0}")]
+    #[error(transparent)]
     Api(#[from] ClientError),
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -15,7 +15,7 @@ pub enum ClientError {
     BadBase(String),
     #[error("CASAPAY_API_BASE must use https (only loopback hosts may use http): {0}")]
     NeedsTls(String),
-    #[error("GET {path}: {message} (after {attempts} attempt(s))")]
+    #[error("CasaPay API GET {path}: {message} (after {attempts} attempt(s))")]
     Failed {
         path: String,
         message: String,

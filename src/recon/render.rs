@@ -101,7 +101,7 @@ fn detail(line: &Line) -> String {
     if let Some(reason) = &line.failure_reason {
         parts.push(reason.clone());
     }
-    if let Some(attempts) = line.attempts {
+    if let Some(attempts) = line.attempts.filter(|a| *a > 0) {
         parts.push(format!("attempt {attempts} of 3"));
     }
     if let Some(at) = line.next_retry_at {

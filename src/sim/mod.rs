@@ -288,7 +288,10 @@ pub fn render_report(report: &MonthReport, config_line: &str) -> String {
         d.dropped.len()
     ));
     match &report.synced {
-        Some(synced) => out.push_str(&format!("sync: {synced}\n")),
+        Some(synced) => out.push_str(&format!(
+            "sync: {} object(s) read, {} changed ({} new), {} mail(s) queued\n",
+            synced["read"], synced["changed"], synced["added"], synced["mails_queued"]
+        )),
         None if !d.dropped.is_empty() => out.push_str(&format!(
             "dropped, and no sync to recover them: {}\n",
             d.dropped.join(", ")
