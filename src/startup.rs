@@ -141,6 +141,13 @@ impl Application {
             source,
         })?;
         let port = listener.local_addr()?.port();
+        // This process is the database's one mail worker: what a killed one
+        // had claimed is due now, not when its lease lapses.
+        let released = store::release_claims(&conn, jiff::Timestamp::now().as_millisecond())
+            .map_err(database_error)?;
+        if released > 0 {
+            tracing::info!(released, "mail claimed by a stopped process is due again");
+        }
         let (writer, writer_thread) =
             Writer::start(conn, settings.write_queue, settings.write_batch);
         let transport = Transport::new(settings.smtp_url.as_ref(), &settings.mail_dir)?;

@@ -138,6 +138,9 @@ impl Mailer {
             .parse::<Mailbox>()
             .map_err(|e| format!("recipient `{}`: {e}", mail.recipient))?;
         Message::builder()
+            // Stable per outbox row: a mail sent again after a crash (between the
+            // server's acceptance and marking it sent) is recognisably the same.
+            .message_id(Some(format!("<{}.outbox@casapay-recon>", mail.id)))
             .from(self.from.clone())
             .to(to)
             .subject(mail.subject.clone())

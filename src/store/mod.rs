@@ -26,7 +26,7 @@ pub use events::{
 pub use objects::{ObjectState, SetBy, clear_objects, object_state, object_version, save_object};
 pub use outbox::{
     ClaimedMail, OutboxRow, claim_due_mail, list_outbox, mark_mail_failed, mark_mail_sent,
-    outbox_depth, queue_mail, requeue_failed_mail,
+    outbox_depth, queue_mail, release_claims, requeue_failed_mail,
 };
 pub use reconciliation::{PeriodData, UNDATED_MARGIN_DAYS, load_period};
 pub use rent_roll::{

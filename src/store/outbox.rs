@@ -67,6 +67,16 @@ pub fn claim_due_mail(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// Makes mail claimed by a process that died due again at once. Only for a
+/// starting service that is the database's one worker (SQLite): claims held
+/// elsewhere would otherwise wait for their lease to lapse.
+pub fn release_claims(conn: &Connection, now_ms: i64) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "UPDATE outbox SET status = 'queued', next_attempt_at = ?1 WHERE status = 'sending'",
+        [now_ms],
+    )?)
+}
+
 pub fn mark_mail_sent(conn: &Connection, id: i64, now_ms: i64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",

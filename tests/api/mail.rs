@@ -304,3 +304,112 @@ async fn without_smtp_mail_is_written_as_eml_files_that_parse() {
     assert!(message.body_html(0).unwrap().contains("<table"));
     assert!(message.body_text(0).unwrap().contains("£11,500.00"));
 }
+
+async fn scripted_app(smtp: &crate::smtp::ScriptedSmtp) -> TestApp {
+    let url = smtp.url();
+    let app = spawn_app_with(
+        move |s| {
+            s.smtp_url = Some(Secret::new(url));
+            s.mail_retry_base = Duration::from_millis(50);
+        },
+        Clock::Fixed("2025-03-20T03:00:00Z".parse().unwrap()),
+    )
+    .await;
+    expect_json(app.import_rent_roll(ROLL).await, 200).await;
+    app
+}
+
+fn rent_received(event: &str, request_id: &str) -> String {
+    event_with(
+        event,
+        "payment_request.succeeded",
+        10,
+        request(request_id, "prop_1", 120000, "eur", "succeeded"),
+    )
+}
+
+#[tokio::test]
+async fn a_dropped_connection_and_a_4xx_are_retried_into_exactly_one_mail() {
+    use crate::smtp::{Answer, ScriptedSmtp};
+    let smtp = ScriptedSmtp::start(vec![Answer::Drop, Answer::Code(451), Answer::Accept]);
+    let app = scripted_app(&smtp).await;
+    app.send_all(&[rent_received("evt_r", "preq_r")]).await;
+    assert_eq!(
+        app.wait_for_count("SELECT count(*) FROM outbox WHERE status = 'sent'", 1)
+            .await,
+        1
+    );
+    assert_eq!(
+        *smtp.delivered_attempts.lock().unwrap(),
+        3,
+        "dropped, deferred, accepted"
+    );
+    assert_eq!(smtp.accepted().len(), 1, "accepted once");
+    assert_eq!(app.count("SELECT attempts FROM outbox"), 3);
+}
+
+#[tokio::test]
+async fn a_5xx_fails_the_mail_at_once_and_the_report_says_so() {
+    use crate::smtp::{Answer, ScriptedSmtp};
+    let smtp = ScriptedSmtp::start(vec![Answer::Code(550)]);
+    let app = scripted_app(&smtp).await;
+    app.send_all(&[rent_received("evt_f", "preq_f")]).await;
+    assert_eq!(
+        app.wait_for_count("SELECT count(*) FROM outbox WHERE status = 'failed'", 1)
+            .await,
+        1
+    );
+    assert_eq!(app.count("SELECT attempts FROM outbox"), 1, "never retried");
+    assert!(smtp.accepted().is_empty());
+    let report = expect_json(
+        app.get_admin("/api/reports/daily?date=2025-03-20").await,
+        200,
+    )
+    .await;
+    assert!(
+        report["exceptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "undeliverable_mail"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_smtp_server_never_blocks_webhooks() {
+    use crate::smtp::{Answer, ScriptedSmtp};
+    let smtp = ScriptedSmtp::start(vec![Answer::Stall]);
+    let app = scripted_app(&smtp).await;
+    app.send_all(&[rent_received("evt_s1", "preq_s1")]).await;
+    // The worker is now waiting on a server that never answers ...
+    let stalled = tokio::time::timeout(Duration::from_secs(20), async {
+        while *smtp.delivered_attempts.lock().unwrap() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(stalled.is_ok(), "the mail reached the stalled server");
+    // ... and webhooks are stored and answered all the same.
+    for i in 0..20 {
+        let receipt = expect_json(
+            app.post_event(&rent_received(
+                &format!("evt_more_{i}"),
+                &format!("preq_more_{i}"),
+            ))
+            .await,
+            200,
+        )
+        .await;
+        assert_eq!(receipt["state"], "applied");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE status = 'sending'"),
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox"),
+        21,
+        "every mail queued"
+    );
+}

@@ -89,3 +89,114 @@ impl SmtpServer {
         self.inbox.lock().unwrap().clone()
     }
 }
+
+/// What a scripted server does with a message once it has received it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Accept,
+    /// Answer this code (4xx: try later; 5xx: never).
+    Code(u16),
+    /// Close the connection instead of answering.
+    Drop,
+    /// Never answer.
+    Stall,
+}
+
+/// A real SMTP peer on loopback that answers each message as its script says
+/// (then accepts everything), to test outages and misbehaving servers.
+pub struct ScriptedSmtp {
+    pub port: u16,
+    accepted: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Messages that reached the end of DATA, whatever the answer.
+    pub delivered_attempts: Arc<Mutex<usize>>,
+}
+
+impl ScriptedSmtp {
+    pub fn start(script: Vec<Answer>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let attempts = Arc::new(Mutex::new(0));
+        let script = Arc::new(Mutex::new(std::collections::VecDeque::from(script)));
+        let (kept, counted) = (Arc::clone(&accepted), Arc::clone(&attempts));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (kept, counted, script) =
+                    (Arc::clone(&kept), Arc::clone(&counted), Arc::clone(&script));
+                std::thread::spawn(move || {
+                    let _ = converse(stream, &kept, &counted, &script);
+                });
+            }
+        });
+        Self {
+            port,
+            accepted,
+            delivered_attempts: attempts,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn accepted(&self) -> Vec<Vec<u8>> {
+        self.accepted.lock().unwrap().clone()
+    }
+}
+
+fn converse(
+    stream: std::net::TcpStream,
+    accepted: &Mutex<Vec<Vec<u8>>>,
+    attempts: &Mutex<usize>,
+    script: &Mutex<std::collections::VecDeque<Answer>>,
+) -> io::Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    writer.write_all(b"220 scripted.test ESMTP\r\n")?;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let command = line.trim_end().to_ascii_uppercase();
+        if command.starts_with("EHLO") {
+            writer.write_all(b"250-scripted.test\r\n250 8BITMIME\r\n")?;
+        } else if command.starts_with("DATA") {
+            writer.write_all(b"354 go on\r\n")?;
+            let mut message = Vec::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line)? == 0 {
+                    return Ok(());
+                }
+                if line == ".\r\n" {
+                    break;
+                }
+                message.extend_from_slice(line.as_bytes());
+            }
+            *attempts.lock().unwrap() += 1;
+            let answer = script.lock().unwrap().pop_front().unwrap_or(Answer::Accept);
+            match answer {
+                Answer::Accept => {
+                    accepted.lock().unwrap().push(message);
+                    writer.write_all(b"250 accepted\r\n")?;
+                }
+                Answer::Code(code) => {
+                    writer.write_all(format!("{code} scripted answer\r\n").as_bytes())?
+                }
+                Answer::Drop => return Ok(()),
+                Answer::Stall => loop {
+                    std::thread::park();
+                },
+            }
+        } else if command.starts_with("QUIT") {
+            writer.write_all(b"221 bye\r\n")?;
+            return Ok(());
+        } else {
+            // HELO, MAIL, RCPT, RSET, NOOP: all fine.
+            writer.write_all(b"250 OK\r\n")?;
+        }
+    }
+}
