@@ -147,3 +147,15 @@ CREATE TABLE IF NOT EXISTS sync_runs (
     changed     INTEGER NOT NULL,             -- objects applied
     error       TEXT                          -- NULL: it completed
 ) STRICT;
+
+-- The exceptions of each recorded daily report: what the next report compares
+-- with ("what changed") and where `since` comes from.
+CREATE TABLE IF NOT EXISTS report_exceptions (
+    date     TEXT NOT NULL,               -- the report's date
+    key      TEXT NOT NULL,               -- kind|property|landlord|period|reference
+    kind     TEXT NOT NULL,
+    subject  TEXT NOT NULL,
+    detail   TEXT NOT NULL,
+    since    TEXT NOT NULL,               -- the first report date it appeared in
+    PRIMARY KEY (date, key)
+) STRICT;

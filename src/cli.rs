@@ -33,6 +33,8 @@ pub enum Command {
     RentRoll(RentRollCommand),
     /// Reconcile one period: expected rent against collections and payouts.
     Reconcile(ReconcileArgs),
+    /// Rent outstanding past its due date, by age (0-30, 31-60, 61-90, 90+ days).
+    Arrears(ArrearsArgs),
     /// The daily reconciliation report.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -69,6 +71,16 @@ pub struct DailyReportArgs {
     /// Also mail it to CASAPAY_REPORT_TO now.
     #[arg(long)]
     pub send: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ArrearsArgs {
+    /// The date that decides what is past due, YYYY-MM-DD [default: today].
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 #[derive(Debug, clap::Args)]

@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use crate::bench;
 use crate::casapay::client::{ApiClient, RetryPolicy};
 use crate::cli::{
-    BenchIngestArgs, DailyReportArgs, OutboxCommand, ReconcileArgs, SimulateMonthArgs,
+    ArrearsArgs, BenchIngestArgs, DailyReportArgs, OutboxCommand, ReconcileArgs, SimulateMonthArgs,
     SimulateServeArgs, SyncArgs, TriggerArgs,
 };
 use crate::config::Settings;
@@ -474,6 +474,24 @@ pub async fn sync(settings: &Settings, args: &SyncArgs) -> anyhow::Result<()> {
             "{} mail(s) queued; `serve` delivers them",
             summary.mails_queued
         );
+    }
+    Ok(())
+}
+
+pub fn arrears(settings: &Settings, args: &ArrearsArgs) -> anyhow::Result<()> {
+    let as_of = match &args.as_of {
+        Some(text) => text
+            .parse::<jiff::civil::Date>()
+            .with_context(|| format!("--as-of `{text}` is not a date YYYY-MM-DD"))?,
+        None => jiff::Zoned::now()
+            .with_time_zone(settings.timezone.clone())
+            .date(),
+    };
+    let conn = startup::open_database(settings)?;
+    let arrears = recon::arrears::arrears_stored(&conn, as_of, &settings.timezone)?;
+    print!("{}", render::render_arrears(&arrears, args.format));
+    if args.format == Format::Json {
+        println!();
     }
     Ok(())
 }

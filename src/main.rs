@@ -35,6 +35,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::import_rent_roll(&settings, &file)
         }
         Command::Reconcile(args) => commands::reconcile(&settings, &args),
+        Command::Arrears(args) => commands::arrears(&settings, &args),
         Command::Report(ReportCommand::Daily(args)) => {
             commands::daily_report(&settings, &args).await
         }

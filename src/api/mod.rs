@@ -1,6 +1,7 @@
 //! The HTTP handlers: the webhook endpoint, the admin API (`/api/*`, bearer
 //! token), the dashboard, metrics and health. Each parses, calls, maps errors.
 
+mod arrears;
 mod auth;
 mod dashboard;
 mod events;
@@ -13,6 +14,7 @@ mod reports;
 mod sync;
 mod webhook;
 
+pub use arrears::get_arrears;
 pub use auth::Admin;
 pub use dashboard::dashboard;
 pub use events::list_events;
@@ -36,6 +38,7 @@ pub fn routes(routes: &mut actix_web::web::ServiceConfig, with_metrics: bool) {
         .route("/api/events", web::get().to(list_events))
         .route("/api/rent-roll", web::post().to(import_rent_roll))
         .route("/api/reconciliation", web::get().to(get_reconciliation))
+        .route("/api/arrears", web::get().to(get_arrears))
         .route("/api/reports/daily", web::get().to(get_daily_report))
         .route("/api/sync", web::post().to(run_sync))
         .route("/dashboard", web::get().to(dashboard));

@@ -19,11 +19,17 @@ pub struct Exception {
     pub amount: Option<i64>,
     pub currency: Option<Currency>,
     pub detail: String,
+    /// What else tells this exception apart (a payment, payout, event or mail id).
+    #[serde(skip)]
+    pub reference: Option<String>,
+    /// The first report date it appeared in (set by the daily report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }
 
 impl Exception {
     /// An exception about the service itself, with no property, landlord or amount.
-    pub fn about(kind: ExceptionKind, detail: String) -> Self {
+    pub fn about(kind: ExceptionKind, detail: String, reference: Option<String>) -> Self {
         Self {
             kind,
             property_id: None,
@@ -32,7 +38,22 @@ impl Exception {
             amount: None,
             currency: None,
             detail,
+            reference,
+            since: None,
         }
+    }
+
+    /// What identifies it from one report to the next.
+    pub fn key(&self) -> String {
+        [
+            Some(self.kind.as_str()),
+            self.property_id.as_deref(),
+            self.landlord_id.as_deref(),
+            self.period.as_deref(),
+            self.reference.as_deref(),
+        ]
+        .map(|part| part.unwrap_or(""))
+        .join("|")
     }
 
     /// Property, landlord and period, those that apply, joined by `separator`.
@@ -122,6 +143,8 @@ fn line_exception(line: &Line) -> Option<Exception> {
         } else {
             format!("{detail} ({})", line.payment_requests.join(", "))
         },
+        reference: None,
+        since: None,
     })
 }
 
@@ -145,6 +168,8 @@ pub fn exceptions_of(r: &Reconciliation) -> Vec<Exception> {
                 "payment {} matches no expected rent",
                 unmatched.payment_request
             ),
+            reference: Some(unmatched.payment_request.clone()),
+            since: None,
         });
     }
     for payout in r
@@ -165,6 +190,8 @@ pub fn exceptions_of(r: &Reconciliation) -> Vec<Exception> {
             amount: Some(payout.failed),
             currency: Some(payout.currency),
             detail: format!("{reason}payouts {}", payout.payouts.join(", ")),
+            reference: Some(payout.currency.code()),
+            since: None,
         });
     }
     for payout in &r.unallocated_payouts {
@@ -181,6 +208,8 @@ pub fn exceptions_of(r: &Reconciliation) -> Vec<Exception> {
                 payout.status.as_str(),
                 timestamp(payout.created)
             ),
+            reference: Some(payout.payout.clone()),
+            since: None,
         });
     }
     for payout in &r.unmatched_payouts {
@@ -203,6 +232,8 @@ pub fn exceptions_of(r: &Reconciliation) -> Vec<Exception> {
                     payout.status.as_str()
                 ),
             },
+            reference: Some(payout.payout.clone()),
+            since: None,
         });
     }
     exceptions

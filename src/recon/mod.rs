@@ -2,6 +2,7 @@
 //!
 //! The store loads one period; matching, statuses and sums here are pure.
 
+pub mod arrears;
 pub mod exceptions;
 pub mod render;
 pub mod rules;

@@ -2,6 +2,7 @@
 
 use askama::Template;
 
+use super::arrears::Arrears;
 use super::{Line, PayoutLine, Reconciliation, Total};
 use crate::format::{self, Format, money, table, timestamp};
 
@@ -335,4 +336,116 @@ fn html(r: &Reconciliation) -> String {
             .collect(),
     };
     page.render().expect("the reconciliation template renders")
+}
+
+/// Buckets in the order they are shown: ages, then what is still being collected.
+const ARREARS_COLUMNS: [&str; 5] = ["0-30", "31-60", "61-90", "90+", "in_collection"];
+
+/// Per currency: the outstanding amount of each bucket.
+pub fn arrears_total_rows(a: &Arrears) -> Vec<Vec<String>> {
+    a.totals
+        .iter()
+        .map(|(currency, buckets)| {
+            std::iter::once(currency.code())
+                .chain(ARREARS_COLUMNS.iter().map(|b| {
+                    let total = buckets.get(b).cloned().unwrap_or_default();
+                    format!("{} ({})", money(total.outstanding, *currency), total.lines)
+                }))
+                .collect()
+        })
+        .collect()
+}
+
+fn arrears_rows(a: &Arrears) -> Vec<Vec<String>> {
+    a.lines
+        .iter()
+        .map(|l| {
+            vec![
+                l.landlord_id.clone(),
+                l.property_id.clone(),
+                l.period.clone(),
+                l.due_date.to_string(),
+                l.days_past_due.to_string(),
+                l.bucket.to_string(),
+                money(l.outstanding, l.currency),
+            ]
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "arrears.html")]
+struct ArrearsPage<'a> {
+    as_of: &'a str,
+    buckets: [&'static str; 5],
+    totals: Vec<Vec<String>>,
+    lines: Vec<Vec<String>>,
+}
+
+/// The arrears' totals as text: one row per currency, one column per bucket.
+pub fn arrears_summary(a: &Arrears) -> String {
+    let mut headers = vec!["CURRENCY"];
+    headers.extend(ARREARS_COLUMNS);
+    table(&headers, &[1, 2, 3, 4, 5], &arrears_total_rows(a))
+}
+
+pub fn render_arrears(a: &Arrears, format: Format) -> String {
+    match format {
+        Format::Json => serde_json::to_string_pretty(a).expect("arrears serialise"),
+        Format::Csv => format::csv(
+            &[
+                "landlord_id",
+                "property_id",
+                "period",
+                "due_date",
+                "days_past_due",
+                "bucket",
+                "currency",
+                "outstanding",
+                "outstanding_display",
+            ],
+            a.lines.iter().map(|l| {
+                [
+                    l.landlord_id.clone(),
+                    l.property_id.clone(),
+                    l.period.clone(),
+                    l.due_date.to_string(),
+                    l.days_past_due.to_string(),
+                    l.bucket.to_string(),
+                    l.currency.code(),
+                    l.outstanding.to_string(),
+                    money(l.outstanding, l.currency),
+                ]
+            }),
+        ),
+        Format::Text => {
+            let mut out = format!("Arrears as of {}\n\n", a.as_of);
+            out.push_str(&arrears_summary(a));
+            if !a.lines.is_empty() {
+                out.push('\n');
+                out.push_str(&table(
+                    &[
+                        "LANDLORD",
+                        "PROPERTY",
+                        "PERIOD",
+                        "DUE",
+                        "DAYS",
+                        "BUCKET",
+                        "OUTSTANDING",
+                    ],
+                    &[4, 6],
+                    &arrears_rows(a),
+                ));
+            }
+            out
+        }
+        Format::Html => ArrearsPage {
+            as_of: &a.as_of,
+            buckets: ARREARS_COLUMNS,
+            totals: arrears_total_rows(a),
+            lines: arrears_rows(a),
+        }
+        .render()
+        .expect("the arrears template renders"),
+    }
 }

@@ -84,6 +84,7 @@ pub fn check(report: &mut DailyReport, fetched: Result<Vec<(String, i64, i64)>, 
                     shown(line.available),
                     shown(line.due_to_landlords)
                 ),
+                Some(line.currency.clone()),
             );
             exception.amount = Some(line.due_to_landlords - line.available);
             exception.currency = currency;

@@ -1,5 +1,6 @@
-//! The daily reconciliation report (SPEC §6): what arrived on a date, every
-//! period that still needs a person, and the list of exceptions.
+//! The daily reconciliation report (SPEC §6): what changed since the last
+//! one, aged arrears, what arrived on the date, the exceptions (new first),
+//! and the periods that still need a person.
 
 pub mod balance;
 pub mod render;
@@ -14,7 +15,7 @@ use serde::Serialize;
 
 use crate::domain::{Currency, ExceptionKind, Period};
 use crate::format::timestamp;
-use crate::recon::{self, Exception, Reconciliation, Total, exceptions_of};
+use crate::recon::{self, Exception, Reconciliation, Total, arrears, exceptions_of};
 use crate::store::{self, StoreError};
 
 /// Quarantined events listed in a report at most; the API lists them all.
@@ -31,6 +32,10 @@ pub struct DailyReport {
     pub object: &'static str,
     pub date: String,
     pub events: EventCounts,
+    /// What changed since the previous recorded report.
+    pub changes: Changes,
+    /// Aged arrears of every period up to the report's date.
+    pub arrears: ArrearsSummary,
     pub periods: Vec<Reconciliation>,
     pub exceptions: Vec<Exception>,
     pub totals: Vec<Total>,
@@ -55,36 +60,51 @@ fn day_bounds_ms(date: Date, timezone: &TimeZone) -> (i64, i64) {
     (start(date), start(date.tomorrow().unwrap_or(Date::MAX)))
 }
 
-pub fn build_daily_report(
+/// An exception of the previous report that is gone now.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Resolved {
+    pub kind: String,
+    pub subject: String,
+    pub detail: String,
+    pub since: String,
+}
+
+/// What changed since the previous recorded report (SPEC §6 What changed).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Changes {
+    /// The date of the report compared with, if any.
+    pub compared_with: Option<String>,
+    pub new: Vec<Exception>,
+    pub resolved: Vec<Resolved>,
+    pub unchanged: usize,
+}
+
+/// The report's aged arrears: totals only, whatever the history.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArrearsSummary {
+    pub as_of: String,
+    pub totals: BTreeMap<Currency, BTreeMap<&'static str, arrears::BucketTotal>>,
+}
+
+fn events_received(
     conn: &Connection,
     date: Date,
     timezone: &TimeZone,
-) -> Result<DailyReport, StoreError> {
+) -> Result<EventCounts, StoreError> {
     let (from, until) = day_bounds_ms(date, timezone);
     let by_type: BTreeMap<String, i64> = store::count_events_received(conn, from, until)?
         .into_iter()
         .collect();
-    let events = EventCounts {
+    Ok(EventCounts {
         received: by_type.values().sum(),
         by_type,
-    };
+    })
+}
 
-    let current = Period::of_date(date);
-    let mut periods = Vec::new();
-    for text in store::periods_before(conn, &current.to_string())? {
-        let Ok(period) = text.parse::<Period>() else {
-            continue; // a malformed metadata.period never matches a line
-        };
-        let reconciliation = recon::reconcile_stored(conn, period, date, timezone, None)?;
-        if reconciliation.has_exceptions() {
-            periods.push(reconciliation);
-        }
-    }
-    periods.push(recon::reconcile_stored(
-        conn, current, date, timezone, None,
-    )?);
-
-    let mut exceptions: Vec<Exception> = periods.iter().flat_map(exceptions_of).collect();
+/// Exceptions of the service itself: quarantined events, a failed sync, mail
+/// that could not be delivered.
+fn service_exceptions(conn: &Connection) -> Result<Vec<Exception>, StoreError> {
+    let mut exceptions = Vec::new();
     for event in store::quarantined_events(conn, QUARANTINED_LISTED)? {
         exceptions.push(Exception::about(
             ExceptionKind::QuarantinedEvent,
@@ -95,6 +115,7 @@ pub fn build_daily_report(
                 timestamp(event.received_at_ms.div_euclid(1000)),
                 event.reason.unwrap_or_default()
             ),
+            Some(event.id),
         ));
     }
     if let Some(run) = store::last_sync_run(conn)?
@@ -106,6 +127,7 @@ pub fn build_daily_report(
                 "the last sync from CasaPay's API ({}) failed: {error}; what webhooks missed since is not repaired",
                 timestamp(run.finished_at_ms.div_euclid(1000))
             ),
+            None,
         ));
     }
     for mail in store::list_outbox(conn, Some("failed"), 1000)? {
@@ -118,8 +140,103 @@ pub fn build_daily_report(
                 mail.subject,
                 mail.last_error.unwrap_or_default()
             ),
+            Some(mail.id.to_string()),
         ));
     }
+    Ok(exceptions)
+}
+
+/// Compares with the previous recorded report: sets each exception's
+/// `since`, puts new ones first, and lists what was resolved.
+fn what_changed(
+    conn: &Connection,
+    date: Date,
+    exceptions: &mut [Exception],
+) -> Result<Changes, StoreError> {
+    let previous = store::previous_report_exceptions(conn, &date.to_string())?;
+    let known: BTreeMap<&str, &store::RecordedException> = previous
+        .as_ref()
+        .map(|(_, rows)| rows.iter().map(|r| (r.key.as_str(), r)).collect())
+        .unwrap_or_default();
+    let mut unchanged = 0;
+    for exception in exceptions.iter_mut() {
+        exception.since = Some(match known.get(exception.key().as_str()) {
+            Some(row) => {
+                unchanged += 1;
+                row.since.clone()
+            }
+            None => date.to_string(),
+        });
+    }
+    let today = date.to_string();
+    exceptions.sort_by_key(|e| e.since.as_deref() != Some(today.as_str()));
+    let current: std::collections::HashSet<String> =
+        exceptions.iter().map(Exception::key).collect();
+    Ok(Changes {
+        compared_with: previous.as_ref().map(|(d, _)| d.clone()),
+        new: exceptions
+            .iter()
+            .filter(|e| e.since.as_deref() == Some(today.as_str()))
+            .cloned()
+            .collect(),
+        resolved: known
+            .values()
+            .filter(|row| !current.contains(&row.key))
+            .map(|row| Resolved {
+                kind: row.kind.clone(),
+                subject: row.subject.clone(),
+                detail: row.detail.clone(),
+                since: row.since.clone(),
+            })
+            .collect(),
+        unchanged,
+    })
+}
+
+/// The report's exceptions as the next report compares with them.
+pub fn recorded_exceptions(report: &DailyReport) -> Vec<store::RecordedException> {
+    report
+        .exceptions
+        .iter()
+        .map(|e| store::RecordedException {
+            key: e.key(),
+            kind: e.kind.as_str().to_string(),
+            subject: e.subject(" · "),
+            detail: e.detail.clone(),
+            since: e.since.clone().unwrap_or_else(|| report.date.clone()),
+        })
+        .collect()
+}
+
+pub fn build_daily_report(
+    conn: &Connection,
+    date: Date,
+    timezone: &TimeZone,
+) -> Result<DailyReport, StoreError> {
+    let events = events_received(conn, date, timezone)?;
+    let current = Period::of_date(date);
+    let mut periods = Vec::new();
+    let mut lines_in_arrears = Vec::new();
+    for text in store::periods_before(conn, &current.to_string())? {
+        let Ok(period) = text.parse::<Period>() else {
+            continue; // a malformed metadata.period never matches a line
+        };
+        let reconciliation = recon::reconcile_stored(conn, period, date, timezone, None)?;
+        if reconciliation.has_exceptions() {
+            periods.push(reconciliation);
+        }
+    }
+    periods.push(recon::reconcile_stored(
+        conn, current, date, timezone, None,
+    )?);
+    for period in &periods {
+        lines_in_arrears.extend(period.lines.iter().cloned());
+    }
+    let arrears = arrears::arrears_of(&lines_in_arrears, date);
+
+    let mut exceptions: Vec<Exception> = periods.iter().flat_map(exceptions_of).collect();
+    exceptions.extend(service_exceptions(conn)?);
+    let changes = what_changed(conn, date, &mut exceptions)?;
 
     let mut totals: BTreeMap<Currency, Total> = BTreeMap::new();
     for total in periods.iter().flat_map(|p| &p.totals) {
@@ -140,6 +257,11 @@ pub fn build_daily_report(
         object: "daily_report",
         date: date.to_string(),
         events,
+        changes,
+        arrears: ArrearsSummary {
+            as_of: arrears.as_of,
+            totals: arrears.totals,
+        },
         periods,
         exceptions,
         totals: totals.into_values().collect(),

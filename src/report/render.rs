@@ -8,7 +8,7 @@ use crate::domain::Currency;
 use crate::domain::{MailDraft, MailKind};
 use crate::format::{self, Format, money, printable};
 use crate::recon::Exception;
-use crate::recon::render::{self, HtmlLine, html_lines, total_cells};
+use crate::recon::render::{self, total_cells};
 
 pub fn render_report(report: &DailyReport, format: Format) -> String {
     match format {
@@ -30,6 +30,7 @@ fn csv(exceptions: &[Exception]) -> String {
             "amount_display",
             "currency",
             "detail",
+            "since",
         ],
         exceptions.iter().map(|e| {
             [
@@ -41,35 +42,65 @@ fn csv(exceptions: &[Exception]) -> String {
                 e.amount_display(),
                 e.currency.map(|c| c.code()).unwrap_or_default(),
                 e.detail.clone(),
+                e.since.clone().unwrap_or_default(),
             ]
         }),
     )
 }
 
-fn text(report: &DailyReport) -> String {
-    let mut out = format!("Daily reconciliation report {}\n\n", report.date);
-    out.push_str(&format!("Events received: {}\n", report.events.received));
-    for (kind, count) in &report.events.by_type {
-        out.push_str(&format!("  {kind:<28} {count}\n"));
+/// Exceptions shown in the text and HTML report (and so in the mail); CSV and
+/// JSON list them all.
+pub const LISTED: usize = 200;
+
+/// "N more — see …" when the report lists only the first [`LISTED`].
+fn more_line(report: &DailyReport) -> Option<String> {
+    let more = report
+        .exceptions
+        .len()
+        .checked_sub(LISTED)
+        .filter(|n| *n > 0)?;
+    Some(format!(
+        "{more} more — see `casapay-recon report daily --date {0} --format csv` or GET /api/reports/daily?date={0}&format=csv",
+        report.date
+    ))
+}
+
+fn changes_line(report: &DailyReport) -> String {
+    let c = &report.changes;
+    match &c.compared_with {
+        Some(previous) => format!(
+            "Since the report of {previous}: {} new, {} resolved, {} unchanged",
+            c.new.len(),
+            c.resolved.len(),
+            c.unchanged
+        ),
+        None => format!("First report: {} exception(s), all new", c.new.len()),
     }
-    out.push_str(&format!("\nExceptions: {}\n", report.exceptions.len()));
-    for e in &report.exceptions {
-        let subject = printable(&e.subject(" "));
-        out.push_str(&format!(
-            "  {:<19} {:<28} {:>14}  {}\n",
-            e.kind.as_str(),
-            subject,
-            e.amount_display(),
-            printable(&e.detail)
-        ));
-    }
-    for period in &report.periods {
-        out.push('\n');
-        out.push_str(&render::render(period, Format::Text));
-    }
-    match &report.balance {
-        Some(Balance::Checked { lines }) => {
-            out.push_str("\nCasaPay balance\n");
+}
+
+fn period_rows(report: &DailyReport) -> Vec<Vec<String>> {
+    report
+        .periods
+        .iter()
+        .flat_map(|p| {
+            p.totals.iter().map(move |t| {
+                let exceptions = crate::recon::exceptions_of(p).len();
+                let mut row = vec![
+                    p.period.clone(),
+                    p.lines.len().to_string(),
+                    exceptions.to_string(),
+                ];
+                row.extend(total_cells(t));
+                row
+            })
+        })
+        .collect()
+}
+
+fn balance_text(balance: &Balance) -> String {
+    match balance {
+        Balance::Checked { lines } => {
+            let mut out = String::from("\nCasaPay balance\n");
             for line in lines {
                 let shown = |amount: i64| match Currency::parse(&line.currency) {
                     Ok(currency) => money(amount, currency),
@@ -84,13 +115,70 @@ fn text(report: &DailyReport) -> String {
                     if line.short { "  SHORT" } else { "" }
                 ));
             }
+            out
         }
-        Some(Balance::Failed { error }) => {
-            out.push_str(&format!(
-                "\nCasaPay balance: unknown, the call failed: {error}\n"
-            ));
+        Balance::Failed { error } => {
+            format!("\nCasaPay balance: unknown, the call failed: {error}\n")
         }
-        None => {}
+    }
+}
+
+fn text(report: &DailyReport) -> String {
+    let mut out = format!("Daily reconciliation report {}\n\n", report.date);
+    out.push_str(&changes_line(report));
+    out.push('\n');
+    for resolved in &report.changes.resolved {
+        out.push_str(&format!(
+            "  resolved {:<19} {}  (since {})\n",
+            resolved.kind,
+            printable(&resolved.subject),
+            resolved.since
+        ));
+    }
+    out.push_str(&format!("\nArrears as of {}\n", report.arrears.as_of));
+    let arrears = crate::recon::arrears::Arrears {
+        object: "arrears",
+        as_of: report.arrears.as_of.clone(),
+        totals: report.arrears.totals.clone(),
+        lines: Vec::new(),
+    };
+    out.push_str(&render::arrears_summary(&arrears));
+    out.push_str(&format!("\nEvents received: {}\n", report.events.received));
+    for (kind, count) in &report.events.by_type {
+        out.push_str(&format!("  {kind:<28} {count}\n"));
+    }
+    out.push_str(&format!("\nExceptions: {}\n", report.exceptions.len()));
+    for e in report.exceptions.iter().take(LISTED) {
+        let subject = printable(&e.subject(" "));
+        out.push_str(&format!(
+            "  {:<19} {:<28} {:>14}  since {}  {}\n",
+            e.kind.as_str(),
+            subject,
+            e.amount_display(),
+            e.since.as_deref().unwrap_or(&report.date),
+            printable(&e.detail)
+        ));
+    }
+    if let Some(more) = more_line(report) {
+        out.push_str(&format!("  {more}\n"));
+    }
+    out.push_str("\nPeriods\n");
+    out.push_str(&format::table(
+        &[
+            "PERIOD",
+            "LINES",
+            "EXCEPTIONS",
+            "CURRENCY",
+            "EXPECTED",
+            "COLLECTED",
+            "OUTSTANDING",
+            "PAID OUT",
+        ],
+        &[1, 2, 4, 5, 6, 7],
+        &period_rows(report),
+    ));
+    if let Some(balance) = &report.balance {
+        out.push_str(&balance_text(balance));
     }
     out.push_str("\nTotals, all periods above\n");
     for t in &report.totals {
@@ -106,17 +194,13 @@ fn text(report: &DailyReport) -> String {
     out
 }
 
-struct PeriodView {
-    period: String,
-    lines: Vec<HtmlLine>,
-}
-
 /// An exception as a table row shows it.
 pub struct ExceptionRow {
     pub kind: String,
     pub subject: String,
     pub amount: String,
     pub detail: String,
+    pub since: String,
 }
 
 impl From<&Exception> for ExceptionRow {
@@ -126,6 +210,7 @@ impl From<&Exception> for ExceptionRow {
             subject: e.subject(" · "),
             amount: e.amount_display(),
             detail: e.detail.clone(),
+            since: e.since.clone().unwrap_or_default(),
         }
     }
 }
@@ -134,23 +219,51 @@ impl From<&Exception> for ExceptionRow {
 #[template(path = "report.html")]
 struct ReportPage<'a> {
     report: &'a DailyReport,
+    changes: String,
+    resolved: Vec<Vec<String>>,
+    arrears_buckets: [&'static str; 5],
+    arrears: Vec<Vec<String>>,
     exceptions: Vec<ExceptionRow>,
-    periods: Vec<PeriodView>,
+    more: Option<String>,
+    periods: Vec<Vec<String>>,
+    balance: Option<String>,
     totals: Vec<Vec<String>>,
 }
 
 fn html(report: &DailyReport) -> String {
+    let arrears = crate::recon::arrears::Arrears {
+        object: "arrears",
+        as_of: report.arrears.as_of.clone(),
+        totals: report.arrears.totals.clone(),
+        lines: Vec::new(),
+    };
     let page = ReportPage {
         report,
-        exceptions: report.exceptions.iter().map(ExceptionRow::from).collect(),
-        periods: report
-            .periods
+        changes: changes_line(report),
+        resolved: report
+            .changes
+            .resolved
             .iter()
-            .map(|p| PeriodView {
-                period: p.period.clone(),
-                lines: html_lines(&p.lines),
+            .map(|r| {
+                vec![
+                    r.kind.clone(),
+                    r.subject.clone(),
+                    r.detail.clone(),
+                    r.since.clone(),
+                ]
             })
             .collect(),
+        arrears_buckets: ["0-30", "31-60", "61-90", "90+", "in_collection"],
+        arrears: render::arrears_total_rows(&arrears),
+        exceptions: report
+            .exceptions
+            .iter()
+            .take(LISTED)
+            .map(ExceptionRow::from)
+            .collect(),
+        more: more_line(report),
+        periods: period_rows(report),
+        balance: report.balance.as_ref().map(balance_text),
         totals: report.totals.iter().map(total_cells).collect(),
     };
     page.render().expect("the report template renders")

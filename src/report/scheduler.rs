@@ -112,9 +112,12 @@ impl Scheduler {
                 .collect();
             let now_ms = jiff::Timestamp::now().as_millisecond();
             let key = date.to_string();
+            let recorded = super::recorded_exceptions(&report);
             let recorded = self
                 .writer
-                .write(move |conn| store::record_daily_report(conn, &key, &drafts, now_ms))
+                .write(move |conn| {
+                    store::record_daily_report(conn, &key, &recorded, &drafts, now_ms)
+                })
                 .await?;
             if recorded {
                 tracing::info!(date = %date, recipients = self.settings.report_to.len(), exceptions = report.exceptions.len(), "daily report queued");

@@ -34,8 +34,8 @@ pub use rent_roll::{
     learn_bank_account, property_rent,
 };
 pub use reports::{
-    SyncRun, count_events_received, last_daily_report, last_sync_run, periods_before,
-    record_daily_report, record_sync_run,
+    RecordedException, SyncRun, count_events_received, last_daily_report, last_sync_run,
+    periods_before, previous_report_exceptions, record_daily_report, record_sync_run,
 };
 pub use writer::Writer;
 

@@ -40,11 +40,55 @@ pub fn last_daily_report(conn: &Connection) -> Result<Option<String>, StoreError
         .flatten())
 }
 
-/// Records the report for `date` and queues its mails, once: returns false
-/// (queuing nothing) if that date was already recorded.
+/// An exception as a recorded report kept it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedException {
+    pub key: String,
+    pub kind: String,
+    pub subject: String,
+    pub detail: String,
+    pub since: String,
+}
+
+/// The exceptions of the newest recorded report before `date`, with its date.
+pub fn previous_report_exceptions(
+    conn: &Connection,
+    date: &str,
+) -> Result<Option<(String, Vec<RecordedException>)>, StoreError> {
+    let Some(previous): Option<String> = conn
+        .query_row(
+            "SELECT max(date) FROM daily_reports WHERE date < ?1",
+            [date],
+            |row| row.get(0),
+        )
+        .optional()?
+        .flatten()
+    else {
+        return Ok(None);
+    };
+    let mut statement = conn.prepare_cached(
+        "SELECT key, kind, subject, detail, since FROM report_exceptions WHERE date = ?1",
+    )?;
+    let rows = statement
+        .query_map([&previous], |row| {
+            Ok(RecordedException {
+                key: row.get(0)?,
+                kind: row.get(1)?,
+                subject: row.get(2)?,
+                detail: row.get(3)?,
+                since: row.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some((previous, rows)))
+}
+
+/// Records the report for `date`, its exceptions and its mails, once:
+/// returns false (queuing nothing) if that date was already recorded.
 pub fn record_daily_report(
     conn: &Connection,
     date: &str,
+    exceptions: &[RecordedException],
     drafts: &[MailDraft],
     now_ms: i64,
 ) -> Result<bool, StoreError> {
@@ -54,6 +98,13 @@ pub fn record_daily_report(
     )?;
     if inserted == 0 {
         return Ok(false);
+    }
+    let mut keep = conn.prepare_cached(
+        "INSERT INTO report_exceptions (date, key, kind, subject, detail, since) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (date, key) DO NOTHING",
+    )?;
+    for e in exceptions {
+        keep.execute(params![date, e.key, e.kind, e.subject, e.detail, e.since])?;
     }
     let cause = format!("report:{date}");
     for draft in drafts {

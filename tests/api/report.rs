@@ -35,10 +35,15 @@ fn kinds(report: &Value) -> Vec<String> {
 async fn the_report_for_a_known_day_of_events() {
     let now = "2025-03-20T10:00:00Z".parse().unwrap();
     // Ana's two mails (rent received, payout failed) cannot be delivered:
-    // nothing listens, one attempt only.
-    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_smtp = format!("smtp://127.0.0.1:{}", reserved.local_addr().unwrap().port());
-    drop(reserved);
+    // the port is held but nothing listens; one attempt only.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let dead_smtp = format!(
+        "smtp://127.0.0.1:{}",
+        socket.local_addr().unwrap().as_socket().unwrap().port()
+    );
     let app = spawn_app_with(
         move |s| {
             s.smtp_url = Some(Secret::new(dead_smtp));
@@ -133,10 +138,23 @@ async fn the_report_for_a_known_day_of_events() {
         .text()
         .await
         .unwrap();
-    let exceptions_at = html.find("Exceptions (6)").expect("exceptions heading");
+    let at = |heading: &str| {
+        html.find(heading)
+            .unwrap_or_else(|| panic!("no {heading} in {html}"))
+    };
     assert!(
-        exceptions_at < html.find("Period 2025-02").unwrap(),
-        "exceptions come first"
+        at("What changed") < at("Arrears") && at("Arrears") < at("Exceptions (6)"),
+        "what changed, then arrears, then exceptions"
+    );
+    assert!(at("Exceptions (6)") < at("<h2>Periods</h2>"));
+    // February's line is 47 days past due; the retrying one is still being collected.
+    assert_eq!(
+        report["arrears"]["totals"]["eur"]["31-60"]["outstanding"],
+        120000
+    );
+    assert_eq!(
+        report["arrears"]["totals"]["eur"]["in_collection"]["outstanding"],
+        95000
     );
     let csv = app
         .get_admin("/api/reports/daily?date=2025-03-20&format=csv")
@@ -289,4 +307,147 @@ async fn report_send_delivers_only_its_own_mail_never_the_services_outbox() {
         app.count("SELECT count(*) FROM outbox WHERE kind = 'daily_report' AND status = 'sent'"),
         1
     );
+}
+
+/// Builds the report for `date` and records it, as the scheduler does.
+fn record_report(app: &TestApp, date: &str) -> Value {
+    let conn = app.db();
+    let built = casapay_recon::report::build_daily_report(
+        &conn,
+        date.parse().unwrap(),
+        &jiff::tz::TimeZone::UTC,
+    )
+    .unwrap();
+    let recorded = casapay_recon::report::recorded_exceptions(&built);
+    assert!(store::record_daily_report(&conn, date, &recorded, &[], 0).unwrap());
+    serde_json::to_value(&built).unwrap()
+}
+
+fn keys(list: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["kind"].as_str().unwrap(),
+                e["property_id"]
+                    .as_str()
+                    .or(e["subject"].as_str())
+                    .unwrap_or("")
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn what_changed_across_three_consecutive_reports() {
+    let app = spawn_app_with(
+        |_| {},
+        Clock::Fixed("2025-03-02T03:00:00Z".parse().unwrap()),
+    )
+    .await;
+    expect_json(
+        app.import_rent_roll("property_id,landlord_id,period,amount,currency\nprop_a,ll_1,2025-03,1000,eur\nprop_b,ll_1,2025-03,1000,eur\n")
+            .await,
+        200,
+    )
+    .await;
+
+    let first = record_report(&app, "2025-03-02");
+    assert_eq!(
+        keys(&first["changes"]["new"]),
+        ["overdue prop_a", "overdue prop_b"]
+    );
+    assert_eq!(first["changes"]["unchanged"], 0);
+    assert!(
+        first["exceptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["since"] == "2025-03-02")
+    );
+
+    app.send_all(&[event_with(
+        "evt_a",
+        "payment_request.succeeded",
+        10,
+        request("preq_a", "prop_a", 1000, "eur", "succeeded"),
+    )])
+    .await;
+    let second = record_report(&app, "2025-03-03");
+    assert_eq!(second["changes"]["compared_with"], "2025-03-02");
+    assert_eq!(keys(&second["changes"]["new"]), Vec::<String>::new());
+    assert_eq!(second["changes"]["unchanged"], 1);
+    assert_eq!(second["changes"]["resolved"][0]["kind"], "overdue");
+    assert!(
+        second["changes"]["resolved"][0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("prop_a")
+    );
+    assert_eq!(
+        second["exceptions"][0]["since"], "2025-03-02",
+        "prop_b since the first report"
+    );
+
+    app.send_all(&[event_with(
+        "evt_x",
+        "payment_request.succeeded",
+        10,
+        request("preq_x", "prop_zzz", 500, "eur", "succeeded"),
+    )])
+    .await;
+    let third = record_report(&app, "2025-03-04");
+    assert_eq!(keys(&third["changes"]["new"]), ["unmatched prop_zzz"]);
+    assert_eq!(third["changes"]["unchanged"], 1);
+    assert_eq!(third["changes"]["resolved"], json!([]));
+    let exceptions = third["exceptions"].as_array().unwrap();
+    assert_eq!(exceptions[0]["kind"], "unmatched", "new ones first");
+    assert_eq!(exceptions[0]["since"], "2025-03-04");
+    assert_eq!(exceptions[1]["since"], "2025-03-02");
+}
+
+#[tokio::test]
+async fn a_report_over_ten_thousand_exceptions_stays_small_and_says_how_many_more() {
+    let app = spawn_app_with(
+        |_| {},
+        Clock::Fixed("2025-03-20T03:00:00Z".parse().unwrap()),
+    )
+    .await;
+    let mut roll = String::from("property_id,landlord_id,period,amount,currency\n");
+    for p in 0..10_000 {
+        roll.push_str(&format!(
+            "prop_{p},ll_{},2025-02..2025-03,1000,eur\n",
+            p % 500
+        ));
+    }
+    expect_json(app.import_rent_roll(&roll).await, 200).await;
+    for format in ["text", "html"] {
+        let body = app
+            .get_admin(&format!(
+                "/api/reports/daily?date=2025-03-20&format={format}"
+            ))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(body.len() < 120_000, "{format}: {} bytes", body.len());
+        assert!(
+            body.contains(
+                "19800 more — see `casapay-recon report daily --date 2025-03-20 --format csv`"
+            ),
+            "{format}"
+        );
+    }
+    let csv = app
+        .get_admin("/api/reports/daily?date=2025-03-20&format=csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv.lines().count(), 20_001, "CSV lists every exception");
 }

@@ -79,3 +79,15 @@ CREATE TABLE sync_runs (
     changed     INTEGER NOT NULL,
     error       TEXT
 ) STRICT;
+
+-- The exceptions of each recorded daily report: what the next report compares
+-- with ("what changed") and where `since` comes from.
+CREATE TABLE report_exceptions (
+    date     TEXT NOT NULL,               -- the report's date
+    key      TEXT NOT NULL,               -- kind|property|landlord|period|reference
+    kind     TEXT NOT NULL,
+    subject  TEXT NOT NULL,
+    detail   TEXT NOT NULL,
+    since    TEXT NOT NULL,               -- the first report date it appeared in
+    PRIMARY KEY (date, key)
+) STRICT;

@@ -1,0 +1,39 @@
+//! `GET /api/arrears[?as_of=YYYY-MM-DD][&format=json|csv|html|text]`.
+
+use actix_web::{HttpResponse, web};
+use jiff::civil::Date;
+use serde::Deserialize;
+
+use super::Admin;
+use crate::error::ApiError;
+use crate::format::Format;
+use crate::recon::{arrears, render};
+use crate::startup::AppState;
+use crate::store::StoreError;
+
+#[derive(Debug, Deserialize)]
+pub struct ArrearsQuery {
+    as_of: Option<Date>,
+    format: Option<Format>,
+}
+
+pub async fn get_arrears(
+    _admin: Admin,
+    query: web::Query<ArrearsQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let as_of = query
+        .as_of
+        .unwrap_or_else(|| state.clock.now().to_zoned(state.timezone.clone()).date());
+    let format = query.format.unwrap_or(Format::Json);
+    let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
+    let body = web::block(move || -> Result<String, ApiError> {
+        let conn = pool.get().map_err(StoreError::from)?;
+        let arrears = arrears::arrears_stored(&conn, as_of, &timezone)?;
+        Ok(render::render_arrears(&arrears, format))
+    })
+    .await??;
+    Ok(HttpResponse::Ok()
+        .content_type(format.content_type())
+        .body(body))
+}

@@ -1,0 +1,150 @@
+//! Aged arrears (SPEC §5 Arrears): every expected line with rent outstanding
+//! whose due date has passed, by days past due; lines CasaPay is still
+//! collecting (`retrying`, `pending`) apart, as `in_collection`.
+
+use std::collections::BTreeMap;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use rusqlite::Connection;
+use serde::Serialize;
+
+use super::{Line, reconcile_stored};
+use crate::domain::{Currency, LineStatus, Period};
+use crate::store::{self, StoreError};
+
+/// The age buckets, by days past due.
+pub const BUCKETS: [&str; 4] = ["0-30", "31-60", "61-90", "90+"];
+
+/// The bucket of a line `days` past due (1 or more).
+pub fn bucket(days: i64) -> &'static str {
+    match days {
+        ..=30 => BUCKETS[0],
+        31..=60 => BUCKETS[1],
+        61..=90 => BUCKETS[2],
+        _ => BUCKETS[3],
+    }
+}
+
+/// Days from `due` to `as_of`.
+fn days_past(due: Date, as_of: Date) -> i64 {
+    due.until(as_of)
+        .map(|span| i64::from(span.get_days()))
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ArrearsLine {
+    pub property_id: String,
+    pub landlord_id: String,
+    pub period: String,
+    pub currency: Currency,
+    pub outstanding: i64,
+    pub due_date: Date,
+    pub days_past_due: i64,
+    /// An age bucket, or `in_collection`.
+    pub bucket: &'static str,
+    pub status: LineStatus,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct BucketTotal {
+    pub lines: usize,
+    pub outstanding: i64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Arrears {
+    pub object: &'static str,
+    pub as_of: String,
+    /// Per currency, per bucket (the four ages, then `in_collection`).
+    pub totals: BTreeMap<Currency, BTreeMap<&'static str, BucketTotal>>,
+    pub lines: Vec<ArrearsLine>,
+}
+
+/// The arrears of reconciled lines as of `as_of` (pure).
+pub fn arrears_of<'a>(lines: impl IntoIterator<Item = &'a Line>, as_of: Date) -> Arrears {
+    let mut arrears = Arrears {
+        object: "arrears",
+        as_of: as_of.to_string(),
+        totals: BTreeMap::new(),
+        lines: Vec::new(),
+    };
+    for line in lines {
+        if line.outstanding <= 0 || line.due_date >= as_of {
+            continue;
+        }
+        let days = days_past(line.due_date, as_of);
+        let bucket = if matches!(line.status, LineStatus::Retrying | LineStatus::Pending) {
+            "in_collection"
+        } else {
+            bucket(days)
+        };
+        let total = arrears
+            .totals
+            .entry(line.currency)
+            .or_default()
+            .entry(bucket)
+            .or_default();
+        total.lines += 1;
+        total.outstanding = total.outstanding.saturating_add(line.outstanding);
+        arrears.lines.push(ArrearsLine {
+            property_id: line.property_id.clone(),
+            landlord_id: line.landlord_id.clone(),
+            period: line.period.clone(),
+            currency: line.currency,
+            outstanding: line.outstanding,
+            due_date: line.due_date,
+            days_past_due: days,
+            bucket,
+            status: line.status,
+        });
+    }
+    arrears.lines.sort_by(|a, b| {
+        (&a.landlord_id, &a.property_id, &a.period).cmp(&(
+            &b.landlord_id,
+            &b.property_id,
+            &b.period,
+        ))
+    });
+    arrears
+}
+
+/// Reconciles every period up to `as_of`'s and gathers its arrears.
+pub fn arrears_stored(
+    conn: &Connection,
+    as_of: Date,
+    timezone: &TimeZone,
+) -> Result<Arrears, StoreError> {
+    let current = Period::of_date(as_of);
+    let mut periods: Vec<Period> = store::periods_before(conn, &current.to_string())?
+        .iter()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    periods.push(current);
+    let mut lines = Vec::new();
+    for period in periods {
+        lines.extend(reconcile_stored(conn, period, as_of, timezone, None)?.lines);
+    }
+    Ok(arrears_of(&lines, as_of))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_at_their_boundaries() {
+        assert_eq!(bucket(1), "0-30");
+        assert_eq!(bucket(30), "0-30");
+        assert_eq!(bucket(31), "31-60");
+        assert_eq!(bucket(60), "31-60");
+        assert_eq!(bucket(61), "61-90");
+        assert_eq!(bucket(90), "61-90");
+        assert_eq!(bucket(91), "90+");
+        assert_eq!(
+            days_past("2025-03-01".parse().unwrap(), "2025-03-31".parse().unwrap()),
+            30
+        );
+    }
+}
