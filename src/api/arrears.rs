@@ -1,10 +1,9 @@
 //! `GET /api/arrears[?as_of=YYYY-MM-DD][&format=json|csv|html|text]`.
 
 use actix_web::{HttpResponse, web};
-use jiff::civil::Date;
 use serde::Deserialize;
 
-use super::Admin;
+use super::{Admin, DateParam};
 use crate::error::ApiError;
 use crate::format::Format;
 use crate::recon::{arrears, render};
@@ -13,7 +12,7 @@ use crate::store::StoreError;
 
 #[derive(Debug, Deserialize)]
 pub struct ArrearsQuery {
-    as_of: Option<Date>,
+    as_of: Option<DateParam>,
     format: Option<Format>,
 }
 
@@ -22,9 +21,10 @@ pub async fn get_arrears(
     query: web::Query<ArrearsQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let as_of = query
-        .as_of
-        .unwrap_or_else(|| state.clock.now().to_zoned(state.timezone.clone()).date());
+    let as_of = query.as_of.map_or_else(
+        || state.clock.now().to_zoned(state.timezone.clone()).date(),
+        |DateParam(date)| date,
+    );
     let format = query.format.unwrap_or(Format::Json);
     let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
     let body = web::block(move || -> Result<String, ApiError> {

@@ -16,7 +16,7 @@ const MAX_LIMIT: usize = 100;
 /// A page size from 1 to [`MAX_LIMIT`]; the error names the parameter.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(try_from = "String")]
-pub struct Limit(usize);
+pub struct Limit(pub usize);
 
 impl TryFrom<String> for Limit {
     type Error = String;

@@ -1,23 +1,54 @@
-//! `GET /api/reconciliation?period=YYYY-MM[&landlord_id=…][&format=json|csv][&as_of=YYYY-MM-DD]`.
+//! `GET /api/reconciliation?period=YYYY-MM[&landlord_id=…][&property_id=…][&status=…]
+//! [&format=json|csv|html|text][&as_of=YYYY-MM-DD][&limit=N&starting_after=property]`.
+//!
+//! Without `limit`: the whole reconciliation (its lines filtered). With it: a
+//! page of lines, `{"object":"list","data":[line…],"has_more":bool}`.
 
 use actix_web::{HttpResponse, web};
-use jiff::civil::Date;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::Admin;
-use crate::domain::Period;
+use super::events::Limit;
+use super::{Admin, DateParam};
+use crate::domain::{LineStatus, Period};
 use crate::error::ApiError;
 use crate::format::Format;
-use crate::recon::{self, render};
+use crate::recon::{self, Line, LineFilter, render};
 use crate::startup::AppState;
 use crate::store::StoreError;
 
+/// A line status to filter on; the error names the parameter.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "String")]
+pub struct StatusFilter(LineStatus);
+
+impl TryFrom<String> for StatusFilter {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        LineStatus::parse(&text).map(StatusFilter).ok_or_else(|| {
+            let names: Vec<&str> = LineStatus::ALL.iter().map(|s| s.as_str()).collect();
+            format!("status: `{text}` is not one of {}", names.join(", "))
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ReconciliationQuery {
-    period: String,
+    period: Period,
     landlord_id: Option<String>,
+    property_id: Option<String>,
+    status: Option<StatusFilter>,
     format: Option<Format>,
-    as_of: Option<String>,
+    as_of: Option<DateParam>,
+    limit: Option<Limit>,
+    starting_after: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LinePage<'a> {
+    object: &'static str,
+    data: &'a [Line],
+    has_more: bool,
 }
 
 pub async fn get_reconciliation(
@@ -26,27 +57,46 @@ pub async fn get_reconciliation(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let period: Period = query
-        .period
-        .parse()
-        .map_err(|e| ApiError::InvalidRequest(format!("period: {e}")))?;
-    let as_of = match &query.as_of {
-        Some(text) => text.parse::<Date>().map_err(|_| {
-            ApiError::InvalidRequest(format!("as_of: `{text}` is not a date YYYY-MM-DD"))
-        })?,
-        None => state.clock.now().to_zoned(state.timezone.clone()).date(),
-    };
+    let as_of = query.as_of.map_or_else(
+        || state.clock.now().to_zoned(state.timezone.clone()).date(),
+        |DateParam(date)| date,
+    );
     let format = query.format.unwrap_or(Format::Json);
+    let filter = LineFilter {
+        status: query.status.map(|StatusFilter(s)| s),
+        landlord_id: None,
+        property_id: query.property_id,
+    };
     let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
-    let landlord = query.landlord_id;
+    let (period, landlord, limit, after) = (
+        query.period,
+        query.landlord_id,
+        query.limit,
+        query.starting_after,
+    );
     let body = web::block(move || -> Result<String, ApiError> {
         let conn = pool.get().map_err(StoreError::from)?;
-        let reconciliation =
+        let mut reconciliation =
             recon::reconcile_stored(&conn, period, as_of, &timezone, landlord.as_deref())?;
-        Ok(render::render(&reconciliation, format))
+        reconciliation.retain_lines(&filter);
+        let Some(Limit(limit)) = limit else {
+            return Ok(render::render(&reconciliation, format));
+        };
+        let (data, has_more) = recon::page_of_lines(&reconciliation.lines, limit, after.as_deref())
+            .ok_or_else(|| ApiError::InvalidRequest("starting_after: no such line".into()))?;
+        Ok(serde_json::to_string(&LinePage {
+            object: "list",
+            data,
+            has_more,
+        })
+        .expect("lines serialise"))
     })
     .await??;
-    Ok(HttpResponse::Ok()
-        .content_type(format.content_type())
-        .body(body))
+    let content_type = if limit.is_some() {
+        Format::Json
+    } else {
+        format
+    }
+    .content_type();
+    Ok(HttpResponse::Ok().content_type(content_type).body(body))
 }

@@ -2,10 +2,9 @@
 //! answers its summary.
 
 use actix_web::{HttpResponse, web};
-use jiff::civil::Date;
 use serde::Deserialize;
 
-use super::Admin;
+use super::{Admin, DateParam};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::sync::{self, SyncError};
@@ -13,7 +12,7 @@ use crate::sync::{self, SyncError};
 #[derive(Debug, Deserialize)]
 pub struct SyncQuery {
     /// Objects created since this date (in `CASAPAY_TIMEZONE`) [default: 35 days ago].
-    since: Option<Date>,
+    since: Option<DateParam>,
 }
 
 pub async fn run_sync(
@@ -25,7 +24,7 @@ pub async fn run_sync(
         ApiError::InvalidRequest("sync needs CASAPAY_API_KEY (and CASAPAY_API_BASE)".into())
     })?;
     let since = match query.since {
-        Some(date) => date
+        Some(DateParam(date)) => date
             .to_zoned(state.timezone.clone())
             .map_err(|e| ApiError::InvalidRequest(format!("since: {e}")))?
             .timestamp()

@@ -124,6 +124,48 @@ impl Reconciliation {
     pub fn has_exceptions(&self) -> bool {
         !exceptions_of(self).is_empty()
     }
+
+    /// Keeps the lines that pass `filter`.
+    pub fn retain_lines(&mut self, filter: &LineFilter) {
+        self.lines.retain(|line| filter.keeps(line));
+    }
+}
+
+/// Which lines a reader wants: by status, landlord, property.
+#[derive(Debug, Clone, Default)]
+pub struct LineFilter {
+    pub status: Option<LineStatus>,
+    pub landlord_id: Option<String>,
+    pub property_id: Option<String>,
+}
+
+impl LineFilter {
+    pub fn keeps(&self, line: &Line) -> bool {
+        self.status.is_none_or(|s| s == line.status)
+            && self
+                .landlord_id
+                .as_ref()
+                .is_none_or(|l| *l == line.landlord_id)
+            && self
+                .property_id
+                .as_ref()
+                .is_none_or(|p| *p == line.property_id)
+    }
+}
+
+/// A page of lines in their order (landlord, property), after the line of
+/// `starting_after` (a property id), and whether more follow.
+pub fn page_of_lines<'a>(
+    lines: &'a [Line],
+    limit: usize,
+    starting_after: Option<&str>,
+) -> Option<(&'a [Line], bool)> {
+    let start = match starting_after {
+        Some(property) => lines.iter().position(|l| l.property_id == property)? + 1,
+        None => 0,
+    };
+    let rest = &lines[start.min(lines.len())..];
+    Some((&rest[..limit.min(rest.len())], rest.len() > limit))
 }
 
 /// Loads and reconciles a stored period as of a date.

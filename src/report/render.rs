@@ -195,6 +195,7 @@ fn text(report: &DailyReport) -> String {
 }
 
 /// An exception as a table row shows it.
+#[derive(Clone)]
 pub struct ExceptionRow {
     pub kind: String,
     pub subject: String,

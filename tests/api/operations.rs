@@ -318,3 +318,61 @@ async fn formula_cells_in_a_rent_roll_are_neutralised_in_csv_output() {
         "{row}"
     );
 }
+
+#[tokio::test]
+async fn the_dashboard_pages_and_filters_lines_and_stays_small() {
+    let app = spawn_app_with(
+        |_| {},
+        Clock::Fixed("2025-03-20T03:00:00Z".parse().unwrap()),
+    )
+    .await;
+    let mut roll = String::from("property_id,landlord_id,period,amount,currency\n");
+    for p in 0..250 {
+        roll.push_str(&format!("prop_{p:03},ll_{},2025-03,1000,eur\n", p % 2));
+    }
+    expect_json(app.import_rent_roll(&roll).await, 200).await;
+    app.send_all(&[event_with(
+        "evt_paid",
+        "payment_request.succeeded",
+        10,
+        request("preq_paid", "prop_001", 1000, "eur", "succeeded"),
+    )])
+    .await;
+    let get = |query: &str| {
+        let url = format!("{}/dashboard?period=2025-03{query}", app.address);
+        let client = app.client.clone();
+        async move {
+            client
+                .get(url)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let rows = |html: &str| html.matches("<td><span class=\"status").count();
+    let first = get("").await;
+    assert!(first.contains("Lines (250)"));
+    assert!(
+        first.contains("overdue 249") && first.contains("paid 1"),
+        "counts per status first"
+    );
+    assert!(first.contains("Page 1 of 3") && first.contains("id=\"next-lines\""));
+    assert!(first.len() < 200_000, "{} bytes", first.len());
+    let third = get("&page=3").await;
+    assert!(third.contains("Page 3 of 3") && !third.contains("id=\"next-lines\""));
+    let paid = get("&status=paid").await;
+    assert!(
+        paid.contains("Lines (1)") && paid.contains("prop_001"),
+        "filtered by status"
+    );
+    let landlord = get("&landlord_id=ll_1&status=overdue").await;
+    assert!(
+        landlord.contains("Lines (124)"),
+        "filtered by landlord and status"
+    );
+    assert!(rows(&first) > 0);
+}

@@ -422,3 +422,75 @@ async fn periods_and_due_dates_follow_the_configured_time_zone() {
     let feb = reconciliation(&utc, "period=2025-02").await;
     assert_eq!(feb["unmatched"][0]["payment_request"], "preq_u");
 }
+
+#[tokio::test]
+async fn lines_filter_by_status_landlord_and_property_and_page_like_events() {
+    let app = spawn_app().await;
+    let mut roll = String::from("property_id,landlord_id,period,amount,currency\n");
+    for p in 0..5 {
+        roll.push_str(&format!("prop_{p},ll_{},2025-03,1000,eur\n", p % 2));
+    }
+    expect_json(app.import_rent_roll(&roll).await, 200).await;
+    app.send_all(&[event_with(
+        "evt_p",
+        "payment_request.succeeded",
+        10,
+        request("preq_p", "prop_3", 1000, "eur", "succeeded"),
+    )])
+    .await;
+    let base = "/api/reconciliation?period=2025-03&as_of=2025-03-20";
+    let properties = |body: &Value, list: &str| -> Vec<String> {
+        body[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["property_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let overdue = expect_json(app.get_admin(&format!("{base}&status=overdue")).await, 200).await;
+    assert_eq!(
+        properties(&overdue, "lines"),
+        ["prop_0", "prop_2", "prop_4", "prop_1"]
+    );
+    let paid = expect_json(
+        app.get_admin(&format!("{base}&status=paid&landlord_id=ll_1"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(properties(&paid, "lines"), ["prop_3"]);
+    let one = expect_json(
+        app.get_admin(&format!("{base}&property_id=prop_2")).await,
+        200,
+    )
+    .await;
+    assert_eq!(properties(&one, "lines"), ["prop_2"]);
+
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = expect_json(app.get_admin(&format!("{base}&limit=2{after}")).await, 200).await;
+        assert_eq!(page["object"], "list");
+        let ids = properties(&page, "data");
+        assert!(ids.len() <= 2);
+        seen.extend(ids.clone());
+        if page["has_more"] == false {
+            break;
+        }
+        after = format!("&starting_after={}", ids.last().unwrap());
+    }
+    assert_eq!(
+        seen,
+        ["prop_0", "prop_2", "prop_4", "prop_1", "prop_3"],
+        "every line once, in order"
+    );
+
+    let error = expect_json(app.get_admin(&format!("{base}&status=late")).await, 400).await;
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("status"),
+        "{error}"
+    );
+}
