@@ -186,6 +186,10 @@ pub enum BenchCommand {
         /// Timed runs.
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Keep the generated database here (a new file) to measure reports
+        /// and the dashboard on it [default: a temporary one, deleted].
+        #[arg(long = "keep", value_name = "FILE")]
+        keep: Option<PathBuf>,
     },
 }
 

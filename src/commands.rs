@@ -338,10 +338,18 @@ pub fn outbox(settings: &Settings, command: &OutboxCommand) -> anyhow::Result<()
     Ok(())
 }
 
-pub fn bench_reconcile(properties: usize, runs: usize) -> anyhow::Result<()> {
+pub fn bench_reconcile(
+    properties: usize,
+    runs: usize,
+    keep: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     let temporary = tempfile::tempdir()?;
-    println!("bench reconcile: {properties} properties, building the database…");
-    let report = bench::run_reconcile(&temporary.path().join("bench.db"), properties, runs)?;
+    let path = keep.unwrap_or_else(|| temporary.path().join("bench.db"));
+    if path.exists() {
+        bail!("{} exists: --keep wants a new file", path.display());
+    }
+    println!("bench reconcile: {properties} properties, building {}…", path.display());
+    let report = bench::run_reconcile(&path, properties, runs)?;
     println!("{report}");
     Ok(())
 }

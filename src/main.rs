@@ -51,8 +51,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::simulate_serve(bind_given, args).await
         }
         Command::Bench(BenchCommand::Ingest(args)) => commands::bench_ingest(&settings, args).await,
-        Command::Bench(BenchCommand::Reconcile { properties, runs }) => {
-            commands::bench_reconcile(properties, runs)
-        }
+        Command::Bench(BenchCommand::Reconcile {
+            properties,
+            runs,
+            keep,
+        }) => commands::bench_reconcile(properties, runs, keep),
     }
 }
