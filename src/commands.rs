@@ -348,7 +348,10 @@ pub fn bench_reconcile(
     if path.exists() {
         bail!("{} exists: --keep wants a new file", path.display());
     }
-    println!("bench reconcile: {properties} properties, building {}…", path.display());
+    println!(
+        "bench reconcile: {properties} properties, building {}…",
+        path.display()
+    );
     let report = bench::run_reconcile(&path, properties, runs)?;
     println!("{report}");
     Ok(())

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::casapay::event as wire;
 use crate::domain::{
     Content, Event, EventState, LandlordContact, Mode, Object, PaymentRequest, Payout, Period,
-    StoredRequest, Version,
+    PropertyKey, PropertyRent, StoredRequest, Version,
 };
 use crate::matching;
 use crate::notify::wording::{self, PayoutFacts, RequestFacts};
@@ -168,13 +168,23 @@ fn matched_line(
     request: &PaymentRequest,
     timezone: &jiff::tz::TimeZone,
 ) -> Result<Option<(String, Period, Option<LandlordContact>)>, StoreError> {
-    let mut lookups = Lookups::default();
-    let found = matching::match_request(
-        request,
-        |key| lookups.keep(store::property_rent(conn, key, None)),
-        timezone,
-    );
-    let found = lookups.finish(found)?;
+    // Both candidates in one query; the rule picks, then its due dates are read.
+    let (by_id, by_agreement) = store::property_candidates(
+        conn,
+        request.property_id.as_deref(),
+        request.payment_agreement.as_deref(),
+    )?;
+    let Some(property) = matching::property_of(request, |key| match key {
+        PropertyKey::Id(_) => by_id.clone(),
+        PropertyKey::Agreement(_) => by_agreement.clone(),
+    }) else {
+        return Ok(None);
+    };
+    let property = PropertyRent {
+        due_dates: store::due_dates(conn, &property.property_id, None)?,
+        ..property
+    };
+    let found = matching::period_of(request, &property, timezone).map(|period| (property, period));
     // A mail names only a line reconciliation shows: the property must expect rent that month.
     let Some((property, period)) =
         found.filter(|(property, period)| property.due_dates.iter().any(|(p, _)| p == period))

@@ -94,6 +94,19 @@ struct Envelope<'a> {
     data: Option<&'a RawValue>,
 }
 
+/// `data`, with its object left unparsed until its type is known.
+#[derive(Deserialize)]
+struct Data<'a> {
+    #[serde(default, borrow)]
+    object: Option<&'a RawValue>,
+}
+
+/// Only the id of an object of a type without an effect.
+#[derive(Deserialize)]
+struct AnyObject {
+    id: Option<Value>,
+}
+
 fn invalid(message: impl Into<String>) -> InvalidEvent {
     InvalidEvent(message.into())
 }
@@ -138,25 +151,32 @@ pub fn parse(body: &[u8]) -> Result<Event, InvalidEvent> {
         .livemode
         .and_then(|raw| serde_json::from_str::<Option<bool>>(raw.get()).ok())
         .flatten();
-    let object = envelope
+    let raw_object = envelope
         .data
-        .and_then(|raw| serde_json::from_str::<Map<String, Value>>(raw.get()).ok())
-        .and_then(|mut data| match data.remove("object") {
-            Some(Value::Object(object)) => Some(object),
-            _ => None,
-        });
-    let content = match effect_type(&envelope.kind) {
-        None => Content::NoEffect,
-        Some((kind, _)) => content_of(kind, created, &envelope, object.as_ref()),
-    };
-    let object_id = match &content {
-        Content::Object(object) => Some(object.id().to_string()),
-        _ => object
-            .as_ref()
-            .and_then(|o| o.get("id"))
-            .and_then(Value::as_str)
-            .filter(|id| check_id(id).is_ok())
-            .map(str::to_string),
+        .and_then(|raw| serde_json::from_str::<Data<'_>>(raw.get()).ok())
+        .and_then(|data| data.object);
+    let (content, object_id) = match effect_type(&envelope.kind) {
+        Some((kind, _)) => {
+            let object = raw_object
+                .and_then(|raw| serde_json::from_str::<Map<String, Value>>(raw.get()).ok());
+            let content = content_of(kind, created, &envelope, object.as_ref());
+            let id = object
+                .as_ref()
+                .and_then(|o| o.get("id"))
+                .and_then(Value::as_str)
+                .filter(|id| check_id(id).is_ok())
+                .map(str::to_string);
+            (content, id)
+        }
+        None => {
+            // Only the id is kept of an object the service does not apply.
+            let id = raw_object
+                .and_then(|raw| serde_json::from_str::<AnyObject>(raw.get()).ok())
+                .and_then(|o| o.id)
+                .and_then(|id| id.as_str().map(str::to_string))
+                .filter(|id| check_id(id).is_ok());
+            (Content::NoEffect, id)
+        }
     };
     Ok(Event {
         id: envelope.id,

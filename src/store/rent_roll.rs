@@ -178,6 +178,40 @@ pub fn property_rent(
     }))
 }
 
+/// The properties a request can name, in one query: the one whose id is
+/// `property_id`, and the one whose agreement is `agreement` (either may be
+/// missing). Without due dates: the caller loads those of the one it picks.
+pub fn property_candidates(
+    conn: &Connection,
+    property_id: Option<&str>,
+    agreement: Option<&str>,
+) -> Result<(Option<PropertyRent>, Option<PropertyRent>), StoreError> {
+    let mut statement = conn.prepare_cached(
+        "SELECT 0, id, landlord_id, name FROM properties WHERE id = ?1
+         UNION ALL
+         SELECT 1, id, landlord_id, name FROM properties WHERE payment_agreement = ?2",
+    )?;
+    let rows = statement.query_map(params![property_id, agreement], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            PropertyRent {
+                property_id: row.get(1)?,
+                landlord_id: row.get(2)?,
+                property_name: row.get(3)?,
+                due_dates: Vec::new(),
+            },
+        ))
+    })?;
+    let (mut by_id, mut by_agreement) = (None, None);
+    for row in rows {
+        match row? {
+            (0, property) => by_id = Some(property),
+            (_, property) => by_agreement = Some(property),
+        }
+    }
+    Ok((by_id, by_agreement))
+}
+
 /// (period, due date) of a property's lines, all of them or those in `within` (inclusive).
 pub fn due_dates(
     conn: &Connection,
