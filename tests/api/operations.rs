@@ -376,3 +376,53 @@ async fn the_dashboard_pages_and_filters_lines_and_stays_small() {
     );
     assert!(rows(&first) > 0);
 }
+
+#[tokio::test]
+async fn a_damaged_database_is_a_500_that_shows_no_database_text() {
+    let app = spawn_app().await;
+    expect_json(
+        app.import_rent_roll(
+            "property_id,landlord_id,period,amount,currency\nprop_1,ll_1,2025-03,1000,eur\n",
+        )
+        .await,
+        200,
+    )
+    .await;
+    app.send_all(&[event_with(
+        "evt_broken",
+        "payment_request.succeeded",
+        10,
+        request("preq_broken", "prop_1", 1000, "eur", "succeeded"),
+    )])
+    .await;
+    // Damage two stored values behind the service's back.
+    app.db()
+        .execute_batch(
+            "UPDATE events SET body = 'not json' WHERE id = 'evt_broken';
+             UPDATE payment_requests SET currency = 'zzz' WHERE id = 'preq_broken';",
+        )
+        .unwrap();
+    for path in ["/api/events", "/api/reconciliation?period=2025-03"] {
+        let error = expect_json(app.get_admin(path).await, 500).await;
+        assert_eq!(error["error"]["type"], "internal_error", "{path}");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            !message.contains("zzz") && !message.contains("evt_broken"),
+            "{path}: {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_mail_folder_is_its_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app().await;
+    let folder = app.database.parent().unwrap().join("mail");
+    let mode = std::fs::metadata(&folder).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let database = std::fs::metadata(&app.database)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(database & 0o777, 0o600);
+}
