@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::{Mode, Secret};
 
@@ -17,7 +17,7 @@ pub const DEFAULT_CONFIG_FILE: &str = "casapay-recon.toml";
 /// The shortest admin token accepted.
 pub const MIN_ADMIN_TOKEN: usize = 16;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -27,12 +27,16 @@ pub enum LogFormat {
     Json,
 }
 
-/// Every setting as a flag (global: it goes before or after the command) with
-/// its environment variable. `None` means "not given here".
-#[derive(Debug, Clone, Default, Args)]
+/// Every setting, declared once: as a flag (global: before or after the
+/// command) with its environment variable, and as a key of the TOML file
+/// (the same name in snake_case; unknown keys are an error). `None` means
+/// "not given in this layer".
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConfigArgs {
     /// TOML file with settings [default: casapay-recon.toml if present]
     #[arg(long, global = true, env = "CASAPAY_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// SQLite database file [default: casapay-recon.db]
     #[arg(long, global = true, env = "CASAPAY_DATABASE", value_name = "FILE")]
@@ -49,6 +53,7 @@ pub struct ConfigArgs {
         value_delimiter = ',',
         value_name = "SECRETS"
     )]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub webhook_secrets: Option<Vec<String>>,
     /// Seconds a signature timestamp may differ from now [default: 300]
     #[arg(
@@ -106,6 +111,7 @@ pub struct ConfigArgs {
         value_delimiter = ',',
         value_name = "ADDRESSES"
     )]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub report_to: Option<Vec<String>>,
     /// Local time of the daily report, HH:MM [default: 06:00]
     #[arg(long, global = true, env = "CASAPAY_REPORT_AT", value_name = "HH:MM")]
@@ -177,52 +183,40 @@ pub struct ConfigArgs {
     pub busy_timeout_ms: Option<u64>,
 }
 
-/// The TOML file: the same keys as the flags, in snake_case. Unknown keys are an error.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    database: Option<PathBuf>,
-    bind: Option<String>,
-    webhook_secrets: Option<OneOrMany>,
-    signature_tolerance: Option<u64>,
-    admin_token: Option<String>,
-    smtp_url: Option<String>,
-    mail_dir: Option<PathBuf>,
-    mail_from: Option<String>,
-    mail_max_attempts: Option<u32>,
-    mail_retry_base_ms: Option<u64>,
-    report_to: Option<OneOrMany>,
-    report_at: Option<String>,
-    timezone: Option<String>,
-    max_body: Option<usize>,
-    body_timeout_ms: Option<u64>,
-    api_key: Option<String>,
-    api_base: Option<String>,
-    sync_every: Option<String>,
-    metrics_bind: Option<String>,
-    metrics_refresh_ms: Option<u64>,
-    mode: Option<Mode>,
-    log_format: Option<LogFormat>,
-    write_batch: Option<usize>,
-    write_queue: Option<usize>,
-    busy_timeout_ms: Option<u64>,
-}
-
-/// `"a,b"` or `["a", "b"]`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-impl OneOrMany {
-    fn into_list(self) -> Vec<String> {
-        match self {
+/// A list in the file: `"a,b"` or `["a", "b"]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(
+        Option::<OneOrMany>::deserialize(deserializer)?.map(|list| match list {
             OneOrMany::One(text) => text.split(',').map(str::to_string).collect(),
             OneOrMany::Many(list) => list,
+        }),
+    )
+}
+
+/// The layers, merged: a flag (or its environment variable) wins over the file.
+fn merge(flags: ConfigArgs, file: ConfigArgs) -> Result<ConfigArgs, ConfigError> {
+    let to_map = |layer: &ConfigArgs| match serde_json::to_value(layer) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let mut merged = to_map(&file);
+    for (key, value) in to_map(&flags) {
+        if !value.is_null() {
+            merged.insert(key, value);
         }
     }
+    let mut layer: ConfigArgs = serde_json::from_value(serde_json::Value::Object(merged))
+        .map_err(|e| invalid("config", e.to_string()))?;
+    layer.config = flags.config;
+    Ok(layer)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -343,80 +337,56 @@ impl Settings {
         let file = match &args.config {
             Some(path) => read_file(path)?,
             None if default_file.exists() => read_file(default_file)?,
-            None => FileConfig::default(),
+            None => ConfigArgs::default(),
         };
+        let layer = merge(args, file)?;
         let defaults = Settings::default();
         let mut settings = Settings {
-            database: args.database.or(file.database).unwrap_or(defaults.database),
-            bind: args.bind.or(file.bind).unwrap_or(defaults.bind),
-            webhook_secrets: match args
-                .webhook_secrets
-                .or(file.webhook_secrets.map(OneOrMany::into_list))
-            {
+            database: layer.database.unwrap_or(defaults.database),
+            bind: layer.bind.unwrap_or(defaults.bind),
+            webhook_secrets: match layer.webhook_secrets {
                 Some(list) => Some(secret_list("webhook_secrets", list)?),
                 None => None,
             },
-            signature_tolerance: args
+            signature_tolerance: layer
                 .signature_tolerance
-                .or(file.signature_tolerance)
                 .unwrap_or(defaults.signature_tolerance),
-            admin_token: args.admin_token.or(file.admin_token).map(Secret::new),
-            smtp_url: args.smtp_url.or(file.smtp_url).map(Secret::new),
-            mail_dir: args.mail_dir.or(file.mail_dir).unwrap_or(defaults.mail_dir),
-            mail_from: args
-                .mail_from
-                .or(file.mail_from)
-                .unwrap_or(defaults.mail_from),
-            mail_max_attempts: args
+            admin_token: layer.admin_token.map(Secret::new),
+            smtp_url: layer.smtp_url.map(Secret::new),
+            mail_dir: layer.mail_dir.unwrap_or(defaults.mail_dir),
+            mail_from: layer.mail_from.unwrap_or(defaults.mail_from),
+            mail_max_attempts: layer
                 .mail_max_attempts
-                .or(file.mail_max_attempts)
                 .unwrap_or(defaults.mail_max_attempts),
-            mail_retry_base: args
+            mail_retry_base: layer
                 .mail_retry_base_ms
-                .or(file.mail_retry_base_ms)
                 .map_or(defaults.mail_retry_base, Duration::from_millis),
-            report_to: address_list(
-                args.report_to
-                    .or(file.report_to.map(OneOrMany::into_list))
-                    .unwrap_or_default(),
-            ),
+            report_to: address_list(layer.report_to.unwrap_or_default()),
             report_at: defaults.report_at,
             timezone: defaults.timezone,
-            max_body: args.max_body.or(file.max_body).unwrap_or(defaults.max_body),
-            body_timeout: args
+            max_body: layer.max_body.unwrap_or(defaults.max_body),
+            body_timeout: layer
                 .body_timeout_ms
-                .or(file.body_timeout_ms)
                 .map_or(defaults.body_timeout, Duration::from_millis),
-            api_key: args.api_key.or(file.api_key).map(Secret::new),
-            api_base: args.api_base.or(file.api_base).unwrap_or(defaults.api_base),
+            api_key: layer.api_key.map(Secret::new),
+            api_base: layer.api_base.unwrap_or(defaults.api_base),
             sync_every: None,
-            metrics_bind: args.metrics_bind.or(file.metrics_bind),
-            metrics_refresh: args
+            metrics_bind: layer.metrics_bind,
+            metrics_refresh: layer
                 .metrics_refresh_ms
-                .or(file.metrics_refresh_ms)
                 .map_or(defaults.metrics_refresh, Duration::from_millis),
-            mode: args.mode.or(file.mode).unwrap_or(defaults.mode),
-            log_format: args
-                .log_format
-                .or(file.log_format)
-                .unwrap_or(defaults.log_format),
-            write_batch: args
-                .write_batch
-                .or(file.write_batch)
-                .unwrap_or(defaults.write_batch),
-            write_queue: args
-                .write_queue
-                .or(file.write_queue)
-                .unwrap_or(defaults.write_queue),
-            busy_timeout: args
+            mode: layer.mode.unwrap_or(defaults.mode),
+            log_format: layer.log_format.unwrap_or(defaults.log_format),
+            write_batch: layer.write_batch.unwrap_or(defaults.write_batch),
+            write_queue: layer.write_queue.unwrap_or(defaults.write_queue),
+            busy_timeout: layer
                 .busy_timeout_ms
-                .or(file.busy_timeout_ms)
                 .map_or(defaults.busy_timeout, Duration::from_millis),
         };
-        if let Some(text) = args.report_at.or(file.report_at) {
+        if let Some(text) = layer.report_at {
             settings.report_at = parse_report_at(&text)?;
         }
-        if let Some(name) = args.timezone.or(file.timezone) {
+        if let Some(name) = layer.timezone {
             settings.timezone = TimeZone::get(&name).map_err(|e| {
                 invalid(
                     "timezone",
@@ -424,7 +394,7 @@ impl Settings {
                 )
             })?;
         }
-        settings.sync_every = match args.sync_every.or(file.sync_every) {
+        settings.sync_every = match layer.sync_every {
             Some(text) => parse_every(&text)?,
             None => settings.api_key.as_ref().map(|_| Duration::from_secs(3600)),
         };
@@ -525,7 +495,7 @@ fn parse_report_at(text: &str) -> Result<Time, ConfigError> {
     Time::new(hour, minute, 0, 0).map_err(|_| bad())
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+fn read_file(path: &Path) -> Result<ConfigArgs, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
