@@ -264,57 +264,351 @@ fn reconcile_field(
     }
 }
 
-pub fn parse(input: &[u8]) -> Result<RentRoll, RentRollErrors> {
-    let input = input.strip_prefix("\u{feff}".as_bytes()).unwrap_or(input);
-    // The csv crate counts lines by LF only after a CR ends a record, so CRLF
-    // files would report every row on the wrong line: read them as LF.
-    let input = if input.windows(2).any(|w| w == b"\r\n") {
-        let mut lf = Vec::with_capacity(input.len());
-        for (i, &byte) in input.iter().enumerate() {
-            if !(byte == b'\r' && input.get(i + 1) == Some(&b'\n')) {
-                lf.push(byte);
-            }
-        }
-        std::borrow::Cow::Owned(lf)
-    } else {
-        std::borrow::Cow::Borrowed(input)
+/// One row's cells, each valid on its own.
+struct RowValues {
+    line: u64,
+    property_id: String,
+    landlord_id: String,
+    periods: Vec<Period>,
+    amount: Money,
+    due: Option<Due>,
+    notify: Option<bool>,
+    email: Option<String>,
+    bank_account: Option<String>,
+    commission_bps: u32,
+    landlord_name: Option<String>,
+    property_name: Option<String>,
+    agreement: Option<String>,
+}
+
+/// Reads one row's cells; every bad cell of the row is reported at once.
+fn row_values(
+    columns: &Columns,
+    record: &csv::StringRecord,
+    line: u64,
+) -> Result<RowValues, Vec<RowError>> {
+    let mut row = Row {
+        columns,
+        record,
+        line,
+        errors: Vec::new(),
     };
+    let property_id = row.id("property_id");
+    let landlord_id = row.id("landlord_id");
+    let periods = row.parsed("period", |t| {
+        Period::parse_range(t).map_err(|e| e.to_string())
+    });
+    let currency = row.parsed("currency", |t| {
+        Currency::parse(&t.to_ascii_lowercase()).map_err(|e| e.to_string())
+    });
+    let amount = match currency {
+        Some(currency) => row.parsed("amount", |t| match Money::parse_minor(t, currency) {
+            Ok(money) if money.minor() == 0 => Err("must be more than 0".to_string()),
+            other => other.map_err(|e| e.to_string()),
+        }),
+        None => None,
+    };
+    let due = row.parsed_optional("due_date", parse_due);
+    let notify = row.parsed_optional("notify", parse_bool);
+    let email = row.parsed_optional("landlord_email", parse_email);
+    let bank_account = row.parsed_optional("bank_account", |t| check_id(t).map(|()| t.to_string()));
+    let commission_bps = row
+        .parsed_optional("commission_bps", parse_bps)
+        .unwrap_or(0);
+    if let (Some(Due::Date(_)), Some(periods)) = (due, &periods)
+        && periods.len() > 1
+    {
+        row.fail(
+            "due_date",
+            "a period range needs a day of month (1 to 28), not a date",
+        );
+    }
+    match (property_id, landlord_id, periods, amount) {
+        (Some(property_id), Some(landlord_id), Some(periods), Some(amount))
+            if row.errors.is_empty() =>
+        {
+            Ok(RowValues {
+                line,
+                landlord_name: row.optional("landlord_name"),
+                property_name: row.optional("property_name"),
+                agreement: row.optional("payment_agreement"),
+                property_id,
+                landlord_id,
+                periods,
+                amount,
+                due,
+                notify,
+                email,
+                bank_account,
+                commission_bps,
+            })
+        }
+        _ => Err(row.errors),
+    }
+}
+
+/// The file so far, and the checks between its rows: one landlord per
+/// property, one value per landlord and property field, one owner per
+/// agreement and bank account, one line per (property, period).
+#[derive(Default)]
+struct RollBuilder {
+    roll: RentRoll,
+    errors: Vec<RowError>,
+    landlords: HashMap<String, usize>,
+    properties: HashMap<String, usize>,
+    seen: HashMap<(String, Period), u64>,
+    agreements: HashMap<String, String>,
+    bank_accounts: HashMap<String, String>,
+}
+
+/// Records `owner` as the one owner of `key`, or reports the earlier one.
+fn claim(
+    owners: &mut HashMap<String, String>,
+    errors: &mut Vec<RowError>,
+    (line, column, what): (u64, &str, &str),
+    key: &str,
+    owner: &str,
+) {
+    match owners.get(key) {
+        Some(earlier) if earlier != owner => errors.push(error(
+            line,
+            Some(column),
+            format!("{what} {key} already belongs to {earlier}"),
+        )),
+        _ => {
+            owners.insert(key.to_string(), owner.to_string());
+        }
+    }
+}
+
+impl RollBuilder {
+    fn add(&mut self, row: RowValues) {
+        self.add_landlord(&row);
+        self.add_property(&row);
+        self.add_lines(row);
+    }
+
+    fn add_landlord(&mut self, row: &RowValues) {
+        let line = row.line;
+        let roll = &mut self.roll;
+        let index = *self
+            .landlords
+            .entry(row.landlord_id.clone())
+            .or_insert_with(|| {
+                roll.landlords.push(Landlord {
+                    id: row.landlord_id.clone(),
+                    name: None,
+                    email: None,
+                    notify: None,
+                    bank_account: None,
+                    line,
+                });
+                roll.landlords.len() - 1
+            });
+        let errors = &mut self.errors;
+        let landlord = &mut roll.landlords[index];
+        reconcile_field(
+            errors,
+            line,
+            "landlord_name",
+            "landlord name",
+            &mut landlord.name,
+            row.landlord_name.clone(),
+        );
+        reconcile_field(
+            errors,
+            line,
+            "landlord_email",
+            "landlord e-mail",
+            &mut landlord.email,
+            row.email.clone(),
+        );
+        match (landlord.notify, row.notify) {
+            (Some(old), Some(new)) if old != new => errors.push(error(
+                line,
+                Some("notify"),
+                format!(
+                    "notify for {} is {old} on an earlier line but {new} here",
+                    row.landlord_id
+                ),
+            )),
+            (None, Some(new)) => landlord.notify = Some(new),
+            _ => {}
+        }
+        if let Some(account) = &row.bank_account {
+            let owner = format!("landlord {}", row.landlord_id);
+            claim(
+                &mut self.bank_accounts,
+                errors,
+                (line, "bank_account", "bank account"),
+                account,
+                &owner,
+            );
+        }
+        reconcile_field(
+            errors,
+            line,
+            "bank_account",
+            "bank account",
+            &mut landlord.bank_account,
+            row.bank_account.clone(),
+        );
+    }
+
+    fn add_property(&mut self, row: &RowValues) {
+        let line = row.line;
+        let roll = &mut self.roll;
+        let index = *self
+            .properties
+            .entry(row.property_id.clone())
+            .or_insert_with(|| {
+                roll.properties.push(Property {
+                    id: row.property_id.clone(),
+                    landlord_id: row.landlord_id.clone(),
+                    name: None,
+                    payment_agreement: None,
+                    line,
+                });
+                roll.properties.len() - 1
+            });
+        let errors = &mut self.errors;
+        let property = &mut roll.properties[index];
+        if property.landlord_id != row.landlord_id {
+            errors.push(error(
+                line,
+                Some("landlord_id"),
+                format!(
+                    "property {} belongs to {} on line {} but to {} here",
+                    row.property_id, property.landlord_id, property.line, row.landlord_id
+                ),
+            ));
+        }
+        reconcile_field(
+            errors,
+            line,
+            "property_name",
+            "property name",
+            &mut property.name,
+            row.property_name.clone(),
+        );
+        if let Some(agreement) = &row.agreement {
+            let owner = format!("property {}", row.property_id);
+            claim(
+                &mut self.agreements,
+                errors,
+                (line, "payment_agreement", "payment agreement"),
+                agreement,
+                &owner,
+            );
+        }
+        reconcile_field(
+            errors,
+            line,
+            "payment_agreement",
+            "payment agreement",
+            &mut property.payment_agreement,
+            row.agreement.clone(),
+        );
+    }
+
+    fn add_lines(&mut self, row: RowValues) {
+        for period in row.periods {
+            if let Some(first) = self
+                .seen
+                .insert((row.property_id.clone(), period), row.line)
+            {
+                self.errors.push(error(
+                    row.line,
+                    Some("period"),
+                    format!(
+                        "{} {period} is already expected on line {first}",
+                        row.property_id
+                    ),
+                ));
+                continue;
+            }
+            let due_date = match row.due {
+                Some(Due::Date(date)) => date,
+                Some(Due::DayOfMonth(day)) => period.day(day),
+                None => period.day(1),
+            };
+            self.roll.lines.push(ExpectedLine {
+                property_id: row.property_id.clone(),
+                landlord_id: row.landlord_id.clone(),
+                period,
+                amount: row.amount,
+                due_date,
+                commission_bps: row.commission_bps,
+                line: row.line,
+            });
+        }
+    }
+
+    fn finish(mut self) -> Result<RentRoll, RentRollErrors> {
+        if self.roll.lines.is_empty() && self.errors.is_empty() {
+            self.errors
+                .push(error(1, None, "the file has a header but no rows"));
+        }
+        if self.errors.is_empty() {
+            Ok(self.roll)
+        } else {
+            self.errors.sort_by_key(|e| e.line);
+            Err(RentRollErrors(self.errors))
+        }
+    }
+}
+
+/// Without a BOM, and with LF line ends: the csv crate counts lines by LF
+/// only after a CR ends a record, so CRLF files would report every row on
+/// the wrong line.
+fn normalised(input: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let input = input.strip_prefix("\u{feff}".as_bytes()).unwrap_or(input);
+    if !input.windows(2).any(|w| w == b"\r\n") {
+        return std::borrow::Cow::Borrowed(input);
+    }
+    let mut lf = Vec::with_capacity(input.len());
+    for (i, &byte) in input.iter().enumerate() {
+        if !(byte == b'\r' && input.get(i + 1) == Some(&b'\n')) {
+            lf.push(byte);
+        }
+    }
+    std::borrow::Cow::Owned(lf)
+}
+
+fn header<R: std::io::Read>(
+    reader: &mut csv::Reader<R>,
+) -> Result<csv::StringRecord, RentRollErrors> {
+    match reader.headers() {
+        Ok(header) if header.iter().any(|h| !h.trim().is_empty()) => Ok(header.clone()),
+        Ok(_) => Err(RentRollErrors(vec![error(
+            1,
+            None,
+            "the file is empty: expected a header row",
+        )])),
+        Err(e) => Err(RentRollErrors(vec![error(
+            1,
+            None,
+            format!("unreadable header: {e}"),
+        )])),
+    }
+}
+
+pub fn parse(input: &[u8]) -> Result<RentRoll, RentRollErrors> {
+    let input = normalised(input);
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(&*input);
-    let header = match reader.headers() {
-        Ok(header) if header.iter().any(|h| !h.trim().is_empty()) => header.clone(),
-        Ok(_) => {
-            return Err(RentRollErrors(vec![error(
-                1,
-                None,
-                "the file is empty: expected a header row",
-            )]));
-        }
-        Err(e) => {
-            return Err(RentRollErrors(vec![error(
-                1,
-                None,
-                format!("unreadable header: {e}"),
-            )]));
-        }
-    };
+    let header = header(&mut reader)?;
     let columns = Columns::from_header(&header).map_err(RentRollErrors)?;
-
-    let mut errors = Vec::new();
-    let mut roll = RentRoll::default();
-    let mut landlords: HashMap<String, usize> = HashMap::new();
-    let mut properties: HashMap<String, usize> = HashMap::new();
-    let mut seen: HashMap<(String, Period), u64> = HashMap::new();
-    let mut agreements: HashMap<String, String> = HashMap::new();
-    let mut bank_accounts: HashMap<String, String> = HashMap::new();
-
+    let mut builder = RollBuilder::default();
     for record in reader.records() {
         let record = match record {
             Ok(record) => record,
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                errors.push(error(line, None, format!("unreadable row: {e}")));
+                builder
+                    .errors
+                    .push(error(line, None, format!("unreadable row: {e}")));
                 continue;
             }
         };
@@ -323,7 +617,7 @@ pub fn parse(input: &[u8]) -> Result<RentRoll, RentRollErrors> {
             continue; // blank lines, as spreadsheets leave them
         }
         if record.len() != header.len() {
-            errors.push(error(
+            builder.errors.push(error(
                 line,
                 None,
                 format!(
@@ -334,199 +628,12 @@ pub fn parse(input: &[u8]) -> Result<RentRoll, RentRollErrors> {
             ));
             continue;
         }
-        let mut row = Row {
-            columns: &columns,
-            record: &record,
-            line,
-            errors: Vec::new(),
-        };
-        let property_id = row.id("property_id");
-        let landlord_id = row.id("landlord_id");
-        let periods = row.parsed("period", |t| {
-            Period::parse_range(t).map_err(|e| e.to_string())
-        });
-        let currency = row.parsed("currency", |t| {
-            Currency::parse(&t.to_ascii_lowercase()).map_err(|e| e.to_string())
-        });
-        let amount = match currency {
-            Some(currency) => row.parsed("amount", |t| match Money::parse_minor(t, currency) {
-                Ok(money) if money.minor() == 0 => Err("must be more than 0".to_string()),
-                other => other.map_err(|e| e.to_string()),
-            }),
-            None => None,
-        };
-        let due = row.parsed_optional("due_date", parse_due);
-        let notify = row.parsed_optional("notify", parse_bool);
-        let email = row.parsed_optional("landlord_email", parse_email);
-        let bank_account =
-            row.parsed_optional("bank_account", |t| check_id(t).map(|()| t.to_string()));
-        let commission_bps = row
-            .parsed_optional("commission_bps", parse_bps)
-            .unwrap_or(0);
-        if let (Some(Due::Date(_)), Some(periods)) = (due, &periods)
-            && periods.len() > 1
-        {
-            row.fail(
-                "due_date",
-                "a period range needs a day of month (1 to 28), not a date",
-            );
-        }
-        let mut row_errors = std::mem::take(&mut row.errors);
-        let (Some(property_id), Some(landlord_id), Some(periods), Some(amount)) =
-            (property_id, landlord_id, periods, amount)
-        else {
-            errors.append(&mut row_errors);
-            continue;
-        };
-        if !row_errors.is_empty() {
-            errors.append(&mut row_errors);
-            continue;
-        }
-
-        let index = *landlords.entry(landlord_id.clone()).or_insert_with(|| {
-            roll.landlords.push(Landlord {
-                id: landlord_id.clone(),
-                name: None,
-                email: None,
-                notify: None,
-                bank_account: None,
-                line,
-            });
-            roll.landlords.len() - 1
-        });
-        let landlord = &mut roll.landlords[index];
-        reconcile_field(
-            &mut errors,
-            line,
-            "landlord_name",
-            "landlord name",
-            &mut landlord.name,
-            row.optional("landlord_name"),
-        );
-        reconcile_field(
-            &mut errors,
-            line,
-            "landlord_email",
-            "landlord e-mail",
-            &mut landlord.email,
-            email,
-        );
-        match (landlord.notify, notify) {
-            (Some(old), Some(new)) if old != new => errors.push(error(
-                line,
-                Some("notify"),
-                format!("notify for {landlord_id} is {old} on an earlier line but {new} here"),
-            )),
-            (None, Some(new)) => landlord.notify = Some(new),
-            _ => {}
-        }
-
-        if let Some(account) = &bank_account {
-            match bank_accounts.get(account) {
-                Some(owner) if *owner != landlord_id => errors.push(error(
-                    line,
-                    Some("bank_account"),
-                    format!("bank account {account} already belongs to landlord {owner}"),
-                )),
-                _ => {
-                    bank_accounts.insert(account.clone(), landlord_id.clone());
-                }
-            }
-        }
-        reconcile_field(
-            &mut errors,
-            line,
-            "bank_account",
-            "bank account",
-            &mut landlord.bank_account,
-            bank_account,
-        );
-
-        let agreement = row.optional("payment_agreement");
-        let index = *properties.entry(property_id.clone()).or_insert_with(|| {
-            roll.properties.push(Property {
-                id: property_id.clone(),
-                landlord_id: landlord_id.clone(),
-                name: None,
-                payment_agreement: None,
-                line,
-            });
-            roll.properties.len() - 1
-        });
-        let property = &mut roll.properties[index];
-        if property.landlord_id != landlord_id {
-            errors.push(error(
-                line,
-                Some("landlord_id"),
-                format!(
-                    "property {property_id} belongs to {} on line {} but to {landlord_id} here",
-                    property.landlord_id, property.line
-                ),
-            ));
-        }
-        reconcile_field(
-            &mut errors,
-            line,
-            "property_name",
-            "property name",
-            &mut property.name,
-            row.optional("property_name"),
-        );
-        if let Some(agreement) = &agreement {
-            match agreements.get(agreement) {
-                Some(owner) if *owner != property_id => errors.push(error(
-                    line,
-                    Some("payment_agreement"),
-                    format!("payment agreement {agreement} already belongs to property {owner}"),
-                )),
-                _ => {
-                    agreements.insert(agreement.clone(), property_id.clone());
-                }
-            }
-        }
-        reconcile_field(
-            &mut errors,
-            line,
-            "payment_agreement",
-            "payment agreement",
-            &mut property.payment_agreement,
-            agreement,
-        );
-
-        for period in periods {
-            if let Some(first) = seen.insert((property_id.clone(), period), line) {
-                errors.push(error(
-                    line,
-                    Some("period"),
-                    format!("{property_id} {period} is already expected on line {first}"),
-                ));
-                continue;
-            }
-            let due_date = match due {
-                Some(Due::Date(date)) => date,
-                Some(Due::DayOfMonth(day)) => period.day(day),
-                None => period.day(1),
-            };
-            roll.lines.push(ExpectedLine {
-                property_id: property_id.clone(),
-                landlord_id: landlord_id.clone(),
-                period,
-                amount,
-                due_date,
-                commission_bps,
-                line,
-            });
+        match row_values(&columns, &record, line) {
+            Ok(row) => builder.add(row),
+            Err(mut errors) => builder.errors.append(&mut errors),
         }
     }
-    if roll.lines.is_empty() && errors.is_empty() {
-        errors.push(error(1, None, "the file has a header but no rows"));
-    }
-    if errors.is_empty() {
-        Ok(roll)
-    } else {
-        errors.sort_by_key(|e| e.line);
-        Err(RentRollErrors(errors))
-    }
+    builder.finish()
 }
 
 #[cfg(test)]
