@@ -145,16 +145,21 @@ pub fn import_rent_roll(settings: &Settings, file: &std::path::Path) -> anyhow::
     Ok(())
 }
 
-pub fn reconcile(settings: &Settings, args: &ReconcileArgs) -> anyhow::Result<()> {
-    let period: Period = args.period.parse()?;
-    let as_of = match &args.as_of {
+/// `--as-of`, or today in `CASAPAY_TIMEZONE`.
+fn as_of_or_today(as_of: Option<&str>, settings: &Settings) -> anyhow::Result<jiff::civil::Date> {
+    Ok(match as_of {
         Some(text) => text
             .parse::<jiff::civil::Date>()
             .with_context(|| format!("--as-of `{text}` is not a date YYYY-MM-DD"))?,
         None => jiff::Zoned::now()
             .with_time_zone(settings.timezone.clone())
             .date(),
-    };
+    })
+}
+
+pub fn reconcile(settings: &Settings, args: &ReconcileArgs) -> anyhow::Result<()> {
+    let period: Period = args.period.parse()?;
+    let as_of = as_of_or_today(args.as_of.as_deref(), settings)?;
     let conn = startup::open_database(settings)?;
     let reconciliation = recon::reconcile_stored(
         &conn,
@@ -490,14 +495,7 @@ pub async fn sync(settings: &Settings, args: &SyncArgs) -> anyhow::Result<()> {
 }
 
 pub fn arrears(settings: &Settings, args: &ArrearsArgs) -> anyhow::Result<()> {
-    let as_of = match &args.as_of {
-        Some(text) => text
-            .parse::<jiff::civil::Date>()
-            .with_context(|| format!("--as-of `{text}` is not a date YYYY-MM-DD"))?,
-        None => jiff::Zoned::now()
-            .with_time_zone(settings.timezone.clone())
-            .date(),
-    };
+    let as_of = as_of_or_today(args.as_of.as_deref(), settings)?;
     let conn = startup::open_database(settings)?;
     let arrears = recon::arrears::arrears_stored(&conn, as_of, &settings.timezone)?;
     print!("{}", render::render_arrears(&arrears, args.format));

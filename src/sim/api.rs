@@ -43,6 +43,28 @@ fn from_world(e: WorldError) -> HttpResponse {
     }
 }
 
+/// Proof that the caller presented an accepted API key; take it as a handler argument.
+pub struct Key;
+
+impl actix_web::FromRequest for Key {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, actix_web::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let accepted = request
+            .app_data::<web::Data<ApiState>>()
+            .is_some_and(|state| authorized(request, state));
+        std::future::ready(if accepted {
+            Ok(Key)
+        } else {
+            Err(
+                actix_web::error::InternalError::from_response("unauthorized", unauthorized())
+                    .into(),
+            )
+        })
+    }
+}
+
 fn authorized(request: &HttpRequest, state: &ApiState) -> bool {
     let presented = request
         .headers()
@@ -124,12 +146,9 @@ fn limit(query: &ListQuery) -> Result<usize, HttpResponse> {
 
 async fn create_request(
     state: web::Data<ApiState>,
-    http: HttpRequest,
+    _key: Key,
     body: web::Json<NewRequest>,
 ) -> HttpResponse {
-    if !authorized(&http, &state) {
-        return unauthorized();
-    }
     let request = match request_from(body.into_inner()) {
         Ok(request) => request,
         Err(response) => return response,
@@ -148,14 +167,7 @@ pub struct Bulk {
     payment_requests: Vec<NewRequest>,
 }
 
-async fn create_bulk(
-    state: web::Data<ApiState>,
-    http: HttpRequest,
-    body: web::Json<Bulk>,
-) -> HttpResponse {
-    if !authorized(&http, &state) {
-        return unauthorized();
-    }
+async fn create_bulk(state: web::Data<ApiState>, _key: Key, body: web::Json<Bulk>) -> HttpResponse {
     let mut requests = Vec::new();
     for (i, new) in body.into_inner().payment_requests.into_iter().enumerate() {
         match request_from(new) {
@@ -173,14 +185,7 @@ async fn create_bulk(
     HttpResponse::Ok().json(json!({"object": "list", "data": created, "has_more": false}))
 }
 
-async fn get_request(
-    state: web::Data<ApiState>,
-    http: HttpRequest,
-    id: web::Path<String>,
-) -> HttpResponse {
-    if !authorized(&http, &state) {
-        return unauthorized();
-    }
+async fn get_request(state: web::Data<ApiState>, _key: Key, id: web::Path<String>) -> HttpResponse {
     match state
         .world
         .lock()
@@ -195,12 +200,9 @@ async fn get_request(
 
 async fn list_requests(
     state: web::Data<ApiState>,
-    http: HttpRequest,
+    _key: Key,
     query: web::Query<ListQuery>,
 ) -> HttpResponse {
-    if !authorized(&http, &state) {
-        return unauthorized();
-    }
     let limit = match limit(&query) {
         Ok(limit) => limit,
         Err(response) => return response,
@@ -214,12 +216,9 @@ async fn list_requests(
 
 async fn cancel_request(
     state: web::Data<ApiState>,
-    http: HttpRequest,
+    _key: Key,
     id: web::Path<String>,
 ) -> HttpResponse {
-    if !authorized(&http, &state) {
-        return unauthorized();
-    }
     let cancelled = state
         .world
         .lock()
@@ -243,12 +242,9 @@ pub struct NewPayout {
 
 async fn create_payout(
     state: web::Data<ApiState>,
-    http: HttpRequest,
+    _key: Key,
     body: web::Json<NewPayout>,
 ) -> HttpResponse {
-    if !authorized(&http, &state) {
-        return unauthorized();
-    }
     let new = body.into_inner();
     if new.amount <= 0 {
         return invalid("amount: must be a positive integer in the smallest currency unit");
@@ -284,12 +280,9 @@ async fn create_payout(
 
 async fn list_payouts(
     state: web::Data<ApiState>,
-    http: HttpRequest,
+    _key: Key,
     query: web::Query<ListQuery>,
 ) -> HttpResponse {
-    if !authorized(&http, &state) {
-        return unauthorized();
-    }
     let limit = match limit(&query) {
         Ok(limit) => limit,
         Err(response) => return response,
@@ -301,10 +294,7 @@ async fn list_payouts(
     }
 }
 
-async fn balance(state: web::Data<ApiState>, http: HttpRequest) -> HttpResponse {
-    if !authorized(&http, &state) {
-        return unauthorized();
-    }
+async fn balance(state: web::Data<ApiState>, _key: Key) -> HttpResponse {
     let balance = state.world.lock().expect("world lock").balance();
     let side = |pick: fn(&(i64, i64)) -> i64| -> Vec<Value> {
         balance
@@ -319,12 +309,9 @@ async fn balance(state: web::Data<ApiState>, http: HttpRequest) -> HttpResponse 
 
 async fn create_bank_account(
     state: web::Data<ApiState>,
-    http: HttpRequest,
+    _key: Key,
     body: web::Json<Value>,
 ) -> HttpResponse {
-    if !authorized(&http, &state) {
-        return unauthorized();
-    }
     let metadata = body.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let account = state
         .world
@@ -334,10 +321,7 @@ async fn create_bank_account(
     HttpResponse::Ok().json(account)
 }
 
-async fn list_bank_accounts(state: web::Data<ApiState>, http: HttpRequest) -> HttpResponse {
-    if !authorized(&http, &state) {
-        return unauthorized();
-    }
+async fn list_bank_accounts(state: web::Data<ApiState>, _key: Key) -> HttpResponse {
     let world = state.world.lock().expect("world lock");
     list(world.bank_accounts.values().collect(), false)
 }

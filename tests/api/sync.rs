@@ -57,6 +57,23 @@ fn early_today() -> Clock {
     )
 }
 
+/// A CasaPay that refuses every key, at once: its base URL.
+fn refusing_casapay() -> String {
+    let refusing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", refusing.local_addr().unwrap());
+    let server = actix_web::HttpServer::new(|| {
+        actix_web::App::new().default_service(actix_web::web::to(|| async {
+            actix_web::HttpResponse::Unauthorized().finish()
+        }))
+    })
+    .listen(refusing)
+    .unwrap()
+    .workers(1)
+    .run();
+    tokio::spawn(server);
+    base
+}
+
 async fn synced_app(base: String) -> TestApp {
     synced_app_at(base, early_today()).await
 }
@@ -304,18 +321,7 @@ async fn api_failures_are_retried_within_bounds_then_recorded_as_sync_failed() {
 
     // Through the service (against a CasaPay that refuses the key, so it
     // fails at once): the run is recorded, and the daily report says so.
-    let refusing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let refusing_base = format!("http://{}", refusing.local_addr().unwrap());
-    let server = actix_web::HttpServer::new(|| {
-        actix_web::App::new().default_service(actix_web::web::to(|| async {
-            actix_web::HttpResponse::Unauthorized().finish()
-        }))
-    })
-    .listen(refusing)
-    .unwrap()
-    .workers(1)
-    .run();
-    tokio::spawn(server);
+    let refusing_base = refusing_casapay();
     let app = synced_app(refusing_base).await;
     let response = app
         .client
@@ -416,18 +422,7 @@ async fn the_daily_report_checks_casapays_balance_against_what_is_due() {
     assert_eq!(short["amount"], 100000);
 
     // A failed balance call says so; it is never read as a zero balance.
-    let refusing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let refusing_base = format!("http://{}", refusing.local_addr().unwrap());
-    let server = actix_web::HttpServer::new(|| {
-        actix_web::App::new().default_service(actix_web::web::to(|| async {
-            actix_web::HttpResponse::Unauthorized().finish()
-        }))
-    })
-    .listen(refusing)
-    .unwrap()
-    .workers(1)
-    .run();
-    tokio::spawn(server);
+    let refusing_base = refusing_casapay();
     let unknown = synced_app(refusing_base).await;
     let report = expect_json(
         unknown
