@@ -53,12 +53,14 @@ pub struct BucketTotal {
     pub outstanding: i64,
 }
 
+/// Per currency, per bucket (the four ages, then `in_collection`).
+pub type ArrearsTotals = BTreeMap<Currency, BTreeMap<&'static str, BucketTotal>>;
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Arrears {
     pub object: &'static str,
     pub as_of: String,
-    /// Per currency, per bucket (the four ages, then `in_collection`).
-    pub totals: BTreeMap<Currency, BTreeMap<&'static str, BucketTotal>>,
+    pub totals: ArrearsTotals,
     pub lines: Vec<ArrearsLine>,
 }
 

@@ -121,10 +121,6 @@ pub struct Reconciliation {
 }
 
 impl Reconciliation {
-    pub fn has_exceptions(&self) -> bool {
-        !exceptions_of(self).is_empty()
-    }
-
     /// Keeps the lines that pass `filter`.
     pub fn retain_lines(&mut self, filter: &LineFilter) {
         self.lines.retain(|line| filter.keeps(line));

@@ -2,7 +2,7 @@
 
 use askama::Template;
 
-use super::arrears::Arrears;
+use super::arrears::{Arrears, ArrearsTotals};
 use super::{Line, PayoutLine, Reconciliation, Total};
 use crate::format::{self, Format, money, table, timestamp};
 
@@ -342,8 +342,8 @@ fn html(r: &Reconciliation) -> String {
 const ARREARS_COLUMNS: [&str; 5] = ["0-30", "31-60", "61-90", "90+", "in_collection"];
 
 /// Per currency: the outstanding amount of each bucket.
-pub fn arrears_total_rows(a: &Arrears) -> Vec<Vec<String>> {
-    a.totals
+pub fn arrears_total_rows(totals: &ArrearsTotals) -> Vec<Vec<String>> {
+    totals
         .iter()
         .map(|(currency, buckets)| {
             std::iter::once(currency.code())
@@ -383,10 +383,10 @@ struct ArrearsPage<'a> {
 }
 
 /// The arrears' totals as text: one row per currency, one column per bucket.
-pub fn arrears_summary(a: &Arrears) -> String {
+pub fn arrears_summary(totals: &ArrearsTotals) -> String {
     let mut headers = vec!["CURRENCY"];
     headers.extend(ARREARS_COLUMNS);
-    table(&headers, &[1, 2, 3, 4, 5], &arrears_total_rows(a))
+    table(&headers, &[1, 2, 3, 4, 5], &arrears_total_rows(totals))
 }
 
 pub fn render_arrears(a: &Arrears, format: Format) -> String {
@@ -420,7 +420,7 @@ pub fn render_arrears(a: &Arrears, format: Format) -> String {
         ),
         Format::Text => {
             let mut out = format!("Arrears as of {}\n\n", a.as_of);
-            out.push_str(&arrears_summary(a));
+            out.push_str(&arrears_summary(&a.totals));
             if !a.lines.is_empty() {
                 out.push('\n');
                 out.push_str(&table(
@@ -442,7 +442,7 @@ pub fn render_arrears(a: &Arrears, format: Format) -> String {
         Format::Html => ArrearsPage {
             as_of: &a.as_of,
             buckets: ARREARS_COLUMNS,
-            totals: arrears_total_rows(a),
+            totals: arrears_total_rows(&a.totals),
             lines: arrears_rows(a),
         }
         .render()

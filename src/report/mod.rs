@@ -83,7 +83,7 @@ pub struct Changes {
 #[derive(Debug, Clone, Serialize)]
 pub struct ArrearsSummary {
     pub as_of: String,
-    pub totals: BTreeMap<Currency, BTreeMap<&'static str, arrears::BucketTotal>>,
+    pub totals: arrears::ArrearsTotals,
 }
 
 fn events_received(
@@ -215,26 +215,26 @@ pub fn build_daily_report(
 ) -> Result<DailyReport, StoreError> {
     let events = events_received(conn, date, timezone)?;
     let current = Period::of_date(date);
+    // Earlier periods appear only while they still have an exception; each
+    // period's exceptions are found once.
     let mut periods = Vec::new();
-    let mut lines_in_arrears = Vec::new();
+    let mut exceptions: Vec<Exception> = Vec::new();
     for text in store::periods_before(conn, &current.to_string())? {
         let Ok(period) = text.parse::<Period>() else {
             continue; // a malformed metadata.period never matches a line
         };
         let reconciliation = recon::reconcile_stored(conn, period, date, timezone, None)?;
-        if reconciliation.has_exceptions() {
+        let found = exceptions_of(&reconciliation);
+        if !found.is_empty() {
+            exceptions.extend(found);
             periods.push(reconciliation);
         }
     }
-    periods.push(recon::reconcile_stored(
-        conn, current, date, timezone, None,
-    )?);
-    for period in &periods {
-        lines_in_arrears.extend(period.lines.iter().cloned());
-    }
-    let arrears = arrears::arrears_of(&lines_in_arrears, date);
+    let reconciliation = recon::reconcile_stored(conn, current, date, timezone, None)?;
+    exceptions.extend(exceptions_of(&reconciliation));
+    periods.push(reconciliation);
+    let arrears = arrears::arrears_of(periods.iter().flat_map(|p| &p.lines), date);
 
-    let mut exceptions: Vec<Exception> = periods.iter().flat_map(exceptions_of).collect();
     exceptions.extend(service_exceptions(conn)?);
     let changes = what_changed(conn, date, &mut exceptions)?;
 

@@ -83,8 +83,13 @@ fn period_rows(report: &DailyReport) -> Vec<Vec<String>> {
         .periods
         .iter()
         .flat_map(|p| {
+            // The report already holds each period's exceptions: counted, not found again.
+            let exceptions = report
+                .exceptions
+                .iter()
+                .filter(|e| e.period.as_deref() == Some(p.period.as_str()))
+                .count();
             p.totals.iter().map(move |t| {
-                let exceptions = crate::recon::exceptions_of(p).len();
                 let mut row = vec![
                     p.period.clone(),
                     p.lines.len().to_string(),
@@ -136,13 +141,7 @@ fn text(report: &DailyReport) -> String {
         ));
     }
     out.push_str(&format!("\nArrears as of {}\n", report.arrears.as_of));
-    let arrears = crate::recon::arrears::Arrears {
-        object: "arrears",
-        as_of: report.arrears.as_of.clone(),
-        totals: report.arrears.totals.clone(),
-        lines: Vec::new(),
-    };
-    out.push_str(&render::arrears_summary(&arrears));
+    out.push_str(&render::arrears_summary(&report.arrears.totals));
     out.push_str(&format!("\nEvents received: {}\n", report.events.received));
     for (kind, count) in &report.events.by_type {
         out.push_str(&format!("  {kind:<28} {count}\n"));
@@ -232,12 +231,6 @@ struct ReportPage<'a> {
 }
 
 fn html(report: &DailyReport) -> String {
-    let arrears = crate::recon::arrears::Arrears {
-        object: "arrears",
-        as_of: report.arrears.as_of.clone(),
-        totals: report.arrears.totals.clone(),
-        lines: Vec::new(),
-    };
     let page = ReportPage {
         report,
         changes: changes_line(report),
@@ -255,7 +248,7 @@ fn html(report: &DailyReport) -> String {
             })
             .collect(),
         arrears_buckets: ["0-30", "31-60", "61-90", "90+", "in_collection"],
-        arrears: render::arrears_total_rows(&arrears),
+        arrears: render::arrears_total_rows(&report.arrears.totals),
         exceptions: report
             .exceptions
             .iter()
