@@ -139,29 +139,6 @@ fn queue_all(
     Ok(queued)
 }
 
-/// Lets a pure matching rule look things up in the store: a failed lookup
-/// reads as "not found" to the rule, and its error is returned afterwards.
-#[derive(Default)]
-struct Lookups {
-    failure: Option<StoreError>,
-}
-
-impl Lookups {
-    fn keep<T>(&mut self, found: Result<Option<T>, StoreError>) -> Option<T> {
-        found.unwrap_or_else(|error| {
-            self.failure.get_or_insert(error);
-            None
-        })
-    }
-
-    fn finish<R>(self, result: R) -> Result<R, StoreError> {
-        match self.failure {
-            Some(error) => Err(error),
-            None => Ok(result),
-        }
-    }
-}
-
 /// The line a request matched (by the one matching rule), with its landlord.
 fn matched_line(
     conn: &Connection,
@@ -233,11 +210,12 @@ fn queue_payout_mails(
     let Some(intent) = notify::intent_for(Reached::Payout(payout)) else {
         return Ok(0);
     };
-    let mut lookups = Lookups::default();
-    let landlord = matching::landlord_of(payout, |account| {
-        lookups.keep(store::landlord_by_bank_account(conn, account))
-    });
-    let landlord = lookups.finish(landlord)?;
+    // Payouts mail rarely (paid, failed): the bank account's landlord is read up front.
+    let by_bank_account = match &payout.destination {
+        Some(account) => store::landlord_by_bank_account(conn, account)?,
+        None => None,
+    };
+    let landlord = matching::landlord_of(payout, |_| by_bank_account);
     let contact = match &landlord {
         Some(id) => store::landlord_contact(conn, id)?,
         None => None,
@@ -310,11 +288,11 @@ pub fn replay_with(
     let mut after = 0;
     loop {
         let page = store::events_after(conn, after, quarantined_only, REPLAY_PAGE)?;
-        let Some(&(last, _, _)) = page.last() else {
+        let Some(&(last, _)) = page.last() else {
             break;
         };
         after = last;
-        for (_, _, body) in page {
+        for (_, body) in page {
             let event = match parse(body.as_bytes()) {
                 Ok(event) => event,
                 // Stored because it once parsed; a rule that now refuses it leaves it as it was.

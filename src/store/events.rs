@@ -122,22 +122,22 @@ pub fn list_events(
     Ok(EventPage { events, has_more })
 }
 
-/// Every stored event's id and body in arrival order, `quarantined_only` or all:
+/// Every stored event's arrival number and body in arrival order, `quarantined_only` or all:
 /// what replay walks. Read in pages so a long log is never held at once.
 pub fn events_after(
     conn: &Connection,
     after_seq: i64,
     quarantined_only: bool,
     limit: usize,
-) -> Result<Vec<(i64, i64, String)>, StoreError> {
+) -> Result<Vec<(i64, String)>, StoreError> {
     let mut statement = conn.prepare_cached(
-        "SELECT seq, received_at, body FROM events
+        "SELECT seq, body FROM events
          WHERE seq > ?1 AND (?2 = 0 OR state = 'quarantined')
          ORDER BY seq LIMIT ?3",
     )?;
     let rows = statement
         .query_map(params![after_seq, quarantined_only, limit as i64], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            Ok((row.get(0)?, row.get(1)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)

@@ -31,7 +31,7 @@ pub use outbox::{
 pub use reconciliation::{PeriodData, UNDATED_MARGIN_DAYS, load_period};
 pub use rent_roll::{
     ImportSummary, due_dates, import_rent_roll, landlord_by_bank_account, landlord_contact,
-    learn_bank_account, property_candidates, property_rent,
+    learn_bank_account, property_candidates,
 };
 pub use reports::{
     RecordedException, SyncRun, count_events_received, last_daily_report, last_sync_run,

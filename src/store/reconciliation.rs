@@ -8,7 +8,8 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use rusqlite::{Connection, Row, params};
 
-use super::{StoreError, corrupt, due_dates, landlord_by_bank_account, property_rent};
+use super::rent_roll::property_rent;
+use super::{StoreError, corrupt, due_dates, landlord_by_bank_account};
 use crate::domain::{
     Currency, ExpectedRent, Money, PaymentRequest, PaymentRequestStatus, Payout, PayoutStatus,
     Period, PropertyKey, PropertyRent, StatusRank, StoredPayout, StoredRequest, Version,
