@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use super::world::{Metadata, Payout, Request, World, WorldError};
+use crate::domain::{Currency, Money};
 
 /// What the API serves and who may call it.
 pub struct ApiState {
@@ -101,15 +102,20 @@ fn metadata(value: Option<&Value>, key: &str) -> Option<String> {
     value?.get(key)?.as_str().map(str::to_string)
 }
 
-fn request_from(new: NewRequest) -> Result<Request, HttpResponse> {
-    if new.amount <= 0 {
-        return Err(invalid(
+/// An amount and currency as the service reads them: a known lower-case ISO
+/// 4217 code, an integer amount in its minor units, more than 0.
+fn check_money(amount: i64, currency: &str) -> Result<(), HttpResponse> {
+    let currency = Currency::parse(currency).map_err(|e| invalid(format!("currency: {e}")))?;
+    match Money::new(amount, currency) {
+        Ok(_) if amount > 0 => Ok(()),
+        _ => Err(invalid(
             "amount: must be a positive integer in the smallest currency unit",
-        ));
+        )),
     }
-    if new.currency.len() != 3 || !new.currency.chars().all(|c| c.is_ascii_lowercase()) {
-        return Err(invalid("currency: a lower-case ISO 4217 code, e.g. eur"));
-    }
+}
+
+fn request_from(new: NewRequest) -> Result<Request, HttpResponse> {
+    check_money(new.amount, &new.currency)?;
     let meta = new.metadata.as_ref();
     Ok(Request {
         id: String::new(),
@@ -198,20 +204,31 @@ async fn get_request(state: web::Data<ApiState>, _key: Key, id: web::Path<String
     }
 }
 
+/// A page of a list, newest first, as `pick` reads it from the world.
+fn listed<T: serde::Serialize>(
+    state: &ApiState,
+    query: &ListQuery,
+    pick: impl for<'w> Fn(&'w World, usize, Option<&str>) -> Result<(Vec<&'w T>, bool), WorldError>,
+) -> HttpResponse {
+    let limit = match limit(query) {
+        Ok(limit) => limit,
+        Err(response) => return response,
+    };
+    let world = state.world.lock().expect("world lock");
+    match pick(&world, limit, query.starting_after.as_deref()) {
+        Ok((items, more)) => list(items, more),
+        Err(e) => from_world(e),
+    }
+}
+
 async fn list_requests(
     state: web::Data<ApiState>,
     _key: Key,
     query: web::Query<ListQuery>,
 ) -> HttpResponse {
-    let limit = match limit(&query) {
-        Ok(limit) => limit,
-        Err(response) => return response,
-    };
-    let world = state.world.lock().expect("world lock");
-    match world.list_requests(limit, query.starting_after.as_deref()) {
-        Ok((items, more)) => list(items, more),
-        Err(e) => from_world(e),
-    }
+    listed(&state, &query, |world, limit, after| {
+        world.list_requests(limit, after)
+    })
 }
 
 async fn cancel_request(
@@ -246,8 +263,8 @@ async fn create_payout(
     body: web::Json<NewPayout>,
 ) -> HttpResponse {
     let new = body.into_inner();
-    if new.amount <= 0 {
-        return invalid("amount: must be a positive integer in the smallest currency unit");
+    if let Err(response) = check_money(new.amount, &new.currency) {
+        return response;
     }
     let meta = new.metadata.as_ref();
     let payout = Payout {
@@ -283,15 +300,9 @@ async fn list_payouts(
     _key: Key,
     query: web::Query<ListQuery>,
 ) -> HttpResponse {
-    let limit = match limit(&query) {
-        Ok(limit) => limit,
-        Err(response) => return response,
-    };
-    let world = state.world.lock().expect("world lock");
-    match world.list_payouts(limit, query.starting_after.as_deref()) {
-        Ok((items, more)) => list(items, more),
-        Err(e) => from_world(e),
-    }
+    listed(&state, &query, |world, limit, after| {
+        world.list_payouts(limit, after)
+    })
 }
 
 async fn balance(state: web::Data<ApiState>, _key: Key) -> HttpResponse {
