@@ -83,6 +83,18 @@ pub fn apply_event(
         stored_version(conn, event, policy.mode)?,
         policy.mode,
     );
+    store_decided(conn, event, state, received_at_ms, policy)
+}
+
+/// Stores an event whose state the caller already decided (sync compares the
+/// stored object first), with its effect and mails when it applies.
+pub fn store_decided(
+    conn: &Connection,
+    event: &Event,
+    state: EventState,
+    received_at_ms: i64,
+    policy: &IngestPolicy,
+) -> Result<Outcome, StoreError> {
     if !store::insert_event(conn, event, &state, received_at_ms)? {
         return Ok(Outcome::Duplicate);
     }

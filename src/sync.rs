@@ -190,7 +190,7 @@ impl Syncer {
                     let mails = if dry_run {
                         0
                     } else {
-                        match ingest::apply_event(conn, event, now, &policy)? {
+                        match ingest::store_decided(conn, event, decided, now, &policy)? {
                             Outcome::Stored { mails, .. } => mails,
                             Outcome::Duplicate => continue,
                         }
