@@ -221,7 +221,9 @@ impl Syncer {
     async fn learn_bank_accounts(&self) -> Result<usize, SyncError> {
         let page = match self.client.page("bank_accounts", None).await {
             Ok(page) => page,
-            Err(ClientError::Failed { message, .. }) if message.contains("404") => return Ok(0),
+            Err(ClientError::Failed {
+                status: Some(404), ..
+            }) => return Ok(0),
             Err(error) => return Err(error.into()),
         };
         let pairs: Vec<(String, String)> = page

@@ -20,6 +20,8 @@ pub enum ClientError {
         path: String,
         message: String,
         attempts: u32,
+        /// The HTTP status of the last answer, when there was one.
+        status: Option<u16>,
     },
     #[error("the HTTP client cannot start: {0}")]
     Setup(String),
@@ -127,6 +129,7 @@ impl ApiClient {
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
         let mut delay = self.retry.first_delay;
         let mut message = String::new();
+        let mut last_status = None;
         for attempt in 1..=self.retry.attempts {
             let answer = self
                 .http
@@ -148,17 +151,22 @@ impl ApiClient {
                         wait = asked;
                     }
                     message = format!("HTTP {status}");
+                    last_status = Some(status.as_u16());
                     let retryable = status.as_u16() == 429 || status.is_server_error();
                     if !retryable {
                         return Err(ClientError::Failed {
                             path: path.to_string(),
                             message,
                             attempts: attempt,
+                            status: last_status,
                         });
                     }
                 }
                 // The key never reaches a message: reqwest's errors name the URL, not headers.
-                Err(e) => message = e.without_url().to_string(),
+                Err(e) => {
+                    message = e.without_url().to_string();
+                    last_status = None;
+                }
             }
             if attempt < self.retry.attempts {
                 tokio::time::sleep(wait).await;
@@ -169,6 +177,7 @@ impl ApiClient {
             path: path.to_string(),
             message,
             attempts: self.retry.attempts,
+            status: last_status,
         })
     }
 
@@ -202,6 +211,7 @@ impl ApiClient {
             path,
             message: last,
             attempts: self.retry.attempts,
+            status: None,
         })
     }
 
@@ -227,6 +237,7 @@ impl ApiClient {
                 path: "/v1/balance".into(),
                 message: "the answer has no `available` list".into(),
                 attempts: 1,
+                status: None,
             });
         }
         let mut balance: Vec<(String, i64, i64)> = available

@@ -89,6 +89,34 @@ async fn sync(app: &TestApp, query: &str) -> serde_json::Value {
     expect_json(response, 200).await
 }
 
+#[tokio::test]
+async fn a_casapay_without_a_bank_account_list_still_syncs() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = actix_web::HttpServer::new(|| {
+        actix_web::App::new()
+            .route(
+                "/v1/bank_accounts",
+                actix_web::web::get().to(|| async { actix_web::HttpResponse::NotFound().finish() }),
+            )
+            .default_service(actix_web::web::to(|| async {
+                actix_web::HttpResponse::Ok().json(json!({"data": [], "has_more": false}))
+            }))
+    })
+    .listen(listener)
+    .unwrap()
+    .workers(1)
+    .run();
+    tokio::spawn(server);
+    let app = synced_app(base).await;
+    let summary = sync(&app, "").await;
+    assert_eq!(summary["bank_accounts_learned"], 0, "{summary}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM sync_runs WHERE error IS NULL"),
+        1
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_webhooks_are_recovered_by_sync_and_the_month_reconciles() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
