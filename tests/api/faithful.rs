@@ -7,7 +7,7 @@ use casapay_recon::ingest::{self, IngestPolicy};
 use casapay_recon::notify::MailPolicy;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, event_with, expect_json, line, spawn_app_with};
+use crate::helpers::{TestApp, event_with, exceptions_of, expect_json, line, spawn_app_with};
 
 /// The service's "now" in these tests: before `CASAPAY_REPORT_AT` (06:00) on
 /// a new database, so no daily report joins the mails asserted here.
@@ -185,19 +185,15 @@ async fn the_seed_documents_objects_reconcile_and_mail_without_metadata() {
         "{failed_text}"
     );
 
-    let report = expect_json(
-        app.get_admin("/api/reports/daily?date=2025-03-20").await,
-        200,
-    )
-    .await;
-    let kinds: Vec<&str> = report["exceptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
-    assert!(kinds.contains(&"unallocated_payout"), "{kinds:?}");
-    assert!(kinds.contains(&"unmatched_payout"), "{kinds:?}");
+    let report = app.daily_report("2025-03-20").await;
+    assert!(
+        !exceptions_of(&report, "unallocated_payout").is_empty(),
+        "{report}"
+    );
+    assert!(
+        !exceptions_of(&report, "unmatched_payout").is_empty(),
+        "{report}"
+    );
 }
 
 fn with(mut object: Value, patch: Value) -> Value {
@@ -276,19 +272,8 @@ async fn unappliable_events_are_quarantined_listed_reported_and_applied_by_a_rep
             "{entry} does not name {field}"
         );
     }
-    let report = expect_json(
-        app.get_admin("/api/reports/daily?date=2025-03-20").await,
-        200,
-    )
-    .await;
-    let quarantined = |report: &Value| {
-        report["exceptions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["kind"] == "quarantined_event")
-            .count()
-    };
+    let report = app.daily_report("2025-03-20").await;
+    let quarantined = |report: &Value| exceptions_of(report, "quarantined_event").len();
     assert_eq!(quarantined(&report), 4);
 
     // An upgrade teaches the service `refunded` (here: read as succeeded).
@@ -324,11 +309,7 @@ async fn unappliable_events_are_quarantined_listed_reported_and_applied_by_a_rep
         )],
         "applied once, mailed once"
     );
-    let report = expect_json(
-        app.get_admin("/api/reports/daily?date=2025-03-20").await,
-        200,
-    )
-    .await;
+    let report = app.daily_report("2025-03-20").await;
     assert_eq!(quarantined(&report), 3);
 }
 
@@ -429,17 +410,11 @@ async fn retries_as_casapay_runs_them_estimated_once_per_attempt_and_stalled_whe
     // Far later, CasaPay is more than a day late: stalled.
     let late = reconciliation(&app, "&as_of=2025-03-20").await;
     assert_eq!(line(&late, "prop_500")["retry_stalled"], true);
-    let report = expect_json(
-        app.get_admin("/api/reports/daily?date=2025-03-20").await,
-        200,
-    )
-    .await;
+    let report = app.daily_report("2025-03-20").await;
     assert!(
-        report["exceptions"]
-            .as_array()
-            .unwrap()
+        exceptions_of(&report, "retry_stalled")
             .iter()
-            .any(|e| e["kind"] == "retry_stalled" && e["property_id"] == "prop_500"),
+            .any(|e| e["property_id"] == "prop_500"),
         "{report}"
     );
 

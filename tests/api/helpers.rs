@@ -143,6 +143,22 @@ impl TestApp {
             .query_row(sql, [], |row| row.get(0))
             .expect("the count query runs")
     }
+
+    /// The daily report of `date` (`YYYY-MM-DD`) as JSON.
+    pub async fn daily_report(&self, date: &str) -> Value {
+        let path = format!("/api/reports/daily?date={date}");
+        expect_json(self.get_admin(&path).await, 200).await
+    }
+}
+
+/// The exceptions of `kind` in a JSON daily report.
+pub fn exceptions_of<'a>(report: &'a Value, kind: &str) -> Vec<&'a Value> {
+    report["exceptions"]
+        .as_array()
+        .expect("the report lists exceptions")
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .collect()
 }
 
 /// Asserts status and JSON body, returns the body.

@@ -6,7 +6,9 @@ use casapay_recon::domain::Clock;
 use casapay_recon::domain::Secret;
 use serde_json::json;
 
-use crate::helpers::{TestApp, event_with, expect_json, payout, request, spawn_app_with};
+use crate::helpers::{
+    TestApp, event_with, exceptions_of, expect_json, payout, request, spawn_app_with,
+};
 use crate::smtp::{ReceivedMail, SmtpServer};
 
 const ROLL: &str = "property_id,landlord_id,period,amount,currency,landlord_email,landlord_name,property_name,notify
@@ -361,17 +363,9 @@ async fn a_5xx_fails_the_mail_at_once_and_the_report_says_so() {
     );
     assert_eq!(app.count("SELECT attempts FROM outbox"), 1, "never retried");
     assert!(smtp.accepted().is_empty());
-    let report = expect_json(
-        app.get_admin("/api/reports/daily?date=2025-03-20").await,
-        200,
-    )
-    .await;
+    let report = app.daily_report("2025-03-20").await;
     assert!(
-        report["exceptions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["kind"] == "undeliverable_mail"),
+        !exceptions_of(&report, "undeliverable_mail").is_empty(),
         "{report}"
     );
 }

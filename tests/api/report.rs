@@ -11,7 +11,9 @@ use casapay_recon::report::scheduler::Scheduler;
 use casapay_recon::store::{self, Writer};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, event_with, expect_json, payout, request, spawn_app_with};
+use crate::helpers::{
+    TestApp, event_with, exceptions_of, expect_json, payout, request, spawn_app_with,
+};
 use crate::smtp::{ReceivedMail, SmtpServer};
 
 const ROLL: &str = "property_id,landlord_id,period,amount,currency,landlord_email,due_date
@@ -82,11 +84,7 @@ async fn the_report_for_a_known_day_of_events() {
     app.wait_for_count("SELECT count(*) FROM outbox WHERE status = 'failed'", 2)
         .await;
 
-    let report = expect_json(
-        app.get_admin("/api/reports/daily?date=2025-03-20").await,
-        200,
-    )
-    .await;
+    let report = app.daily_report("2025-03-20").await;
     assert_eq!(report["object"], "daily_report");
     assert_eq!(report["date"], "2025-03-20");
     assert_eq!(report["events"]["received"], 5);
@@ -116,12 +114,7 @@ async fn the_report_for_a_known_day_of_events() {
         "{:#}",
         report["exceptions"]
     );
-    let overdue = report["exceptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "overdue")
-        .unwrap();
+    let overdue = exceptions_of(&report, "overdue")[0];
     assert_eq!(overdue["property_id"], "prop_1");
     assert_eq!(overdue["period"], "2025-02");
     assert_eq!(overdue["amount"], 120000);

@@ -9,7 +9,7 @@ use casapay_recon::sim::world::{Metadata, Request, World};
 use casapay_recon::sim::{self, Chaos, MonthConfig, api};
 use serde_json::json;
 
-use crate::helpers::{ADMIN_TOKEN, SECRET, TestApp, expect_json, spawn_app_with};
+use crate::helpers::{ADMIN_TOKEN, SECRET, TestApp, exceptions_of, expect_json, spawn_app_with};
 
 const KEY: &str = "sk_test_sync";
 
@@ -374,18 +374,9 @@ async fn api_failures_are_retried_within_bounds_then_recorded_as_sync_failed() {
         "nothing half-read is applied"
     );
     let today = app.clock.now().to_zoned(jiff::tz::TimeZone::UTC).date();
-    let report = expect_json(
-        app.get_admin(&format!("/api/reports/daily?date={today}"))
-            .await,
-        200,
-    )
-    .await;
+    let report = app.daily_report(&today.to_string()).await;
     assert!(
-        report["exceptions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["kind"] == "sync_failed"),
+        !exceptions_of(&report, "sync_failed").is_empty(),
         "{report}"
     );
 }
@@ -431,34 +422,21 @@ async fn the_daily_report_checks_casapays_balance_against_what_is_due() {
     }
     let webhook = world.lock().unwrap().events[1].to_string();
     expect_json(app.post_event(&webhook).await, 200).await;
-    let report = expect_json(
-        app.get_admin("/api/reports/daily?date=2025-03-20").await,
-        200,
-    )
-    .await;
+    let report = app.daily_report("2025-03-20").await;
     assert_eq!(
         report["balance"]["lines"],
         json!([{"currency": "eur", "available": 20000, "pending": 0, "due_to_landlords": 120000, "short": true}]),
         "{report}"
     );
-    let short = report["exceptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "balance_short")
+    let short = *exceptions_of(&report, "balance_short")
+        .first()
         .expect("a balance_short exception");
     assert_eq!(short["amount"], 100000);
 
     // A failed balance call says so; it is never read as a zero balance.
     let refusing_base = refusing_casapay();
     let unknown = synced_app(refusing_base).await;
-    let report = expect_json(
-        unknown
-            .get_admin("/api/reports/daily?date=2025-03-20")
-            .await,
-        200,
-    )
-    .await;
+    let report = unknown.daily_report("2025-03-20").await;
     assert!(
         report["balance"]["error"].as_str().unwrap().contains("401"),
         "{report}"
