@@ -2,7 +2,7 @@
 
 use askama::Template;
 
-use super::arrears::{Arrears, ArrearsTotals};
+use super::arrears::{Arrears, ArrearsLine, ArrearsTotals};
 use super::{Line, PayoutLine, Reconciliation, Total};
 use crate::format::{self, Format, money, table, timestamp};
 
@@ -356,19 +356,25 @@ pub fn arrears_total_rows(totals: &ArrearsTotals) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The cells every arrears table starts with, whatever its format.
+fn arrears_cells(l: &ArrearsLine) -> Vec<String> {
+    vec![
+        l.landlord_id.clone(),
+        l.property_id.clone(),
+        l.period.clone(),
+        l.due_date.to_string(),
+        l.days_past_due.to_string(),
+        l.bucket.to_string(),
+    ]
+}
+
 fn arrears_rows(a: &Arrears) -> Vec<Vec<String>> {
     a.lines
         .iter()
         .map(|l| {
-            vec![
-                l.landlord_id.clone(),
-                l.property_id.clone(),
-                l.period.clone(),
-                l.due_date.to_string(),
-                l.days_past_due.to_string(),
-                l.bucket.to_string(),
-                money(l.outstanding, l.currency),
-            ]
+            let mut row = arrears_cells(l);
+            row.push(money(l.outstanding, l.currency));
+            row
         })
         .collect()
 }
@@ -405,17 +411,13 @@ pub fn render_arrears(a: &Arrears, format: Format) -> String {
                 "outstanding_display",
             ],
             a.lines.iter().map(|l| {
-                [
-                    l.landlord_id.clone(),
-                    l.property_id.clone(),
-                    l.period.clone(),
-                    l.due_date.to_string(),
-                    l.days_past_due.to_string(),
-                    l.bucket.to_string(),
+                let mut row = arrears_cells(l);
+                row.extend([
                     l.currency.code(),
                     l.outstanding.to_string(),
                     money(l.outstanding, l.currency),
-                ]
+                ]);
+                row
             }),
         ),
         Format::Text => {
@@ -447,5 +449,47 @@ pub fn render_arrears(a: &Arrears, format: Format) -> String {
         }
         .render()
         .expect("the arrears template renders"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::domain::{Currency, LineStatus};
+
+    #[test]
+    fn arrears_csv_and_text_show_the_same_line() {
+        let eur = Currency::parse("eur").unwrap();
+        let arrears = Arrears {
+            object: "arrears",
+            as_of: "2025-03-20".into(),
+            totals: BTreeMap::new(),
+            lines: vec![ArrearsLine {
+                property_id: "prop_1".into(),
+                landlord_id: "ll_1".into(),
+                period: "2025-02".into(),
+                currency: eur,
+                outstanding: 120_000,
+                due_date: jiff::civil::date(2025, 2, 1),
+                days_past_due: 47,
+                bucket: "31-60",
+                status: LineStatus::Overdue,
+            }],
+        };
+        let shown = money(120_000, eur);
+        let csv = render_arrears(&arrears, Format::Csv);
+        // The display amount holds a comma, so CSV quotes it.
+        let row = format!("ll_1,prop_1,2025-02,2025-02-01,47,31-60,eur,120000,\"{shown}\"");
+        assert_eq!(csv.lines().nth(1), Some(row.as_str()), "{csv}");
+        let text = render_arrears(&arrears, Format::Text);
+        let line = text.lines().find(|l| l.starts_with("ll_1")).expect(&text);
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            &cells[..6],
+            ["ll_1", "prop_1", "2025-02", "2025-02-01", "47", "31-60"]
+        );
+        assert!(line.ends_with(&shown), "{line}");
     }
 }
