@@ -223,7 +223,7 @@ pub fn run_reconcile(
     }
     let parsed =
         crate::rent_roll::parse(roll.as_bytes()).expect("the generated rent roll is valid");
-    crate::store::import_rent_roll(&tx, &parsed)?
+    crate::store::Storage::import_rent_roll(&*tx, &parsed)?
         .expect("a new database holds no conflicting agreement");
     let mut events = 0;
     for p in 0..properties {
@@ -252,7 +252,7 @@ pub fn run_reconcile(
                 r#"{{"id":"evt_{p}_{step}","type":"{kind}","created":{created},"data":{{"object":{{"id":"preq_{p}","amount":{amount},"currency":"eur","status":"{status}","payment_agreement":"pa_{p}","metadata":{{"property_id":"prop_{p}","period":"{period}"}}{extra}}}}}}}"#
             );
             let event = event::parse(body.as_bytes()).expect("generated events are valid");
-            crate::ingest::apply_event(&tx, &event, 0, &policy)?;
+            crate::ingest::apply_event(&*tx, &event, 0, &policy)?;
             events += 1;
         }
     }

@@ -18,7 +18,7 @@ use crate::rent_roll;
 use crate::report::{self, render::render_report, render::report_mail};
 use crate::sim;
 use crate::startup::{self, Application};
-use crate::store;
+use crate::store::{self, Storage};
 use crate::trigger::{self, Sample};
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -133,7 +133,7 @@ pub fn import_rent_roll(settings: &Settings, file: &std::path::Path) -> anyhow::
     let roll = rent_roll::parse(&bytes).map_err(rejected)?;
     let mut conn = startup::open_database(settings)?;
     let tx = conn.transaction()?;
-    let summary = store::import_rent_roll(&tx, &roll)?.map_err(rejected)?;
+    let summary = tx.import_rent_roll(&roll)?.map_err(rejected)?;
     tx.commit()?;
     println!(
         "imported {} expected lines ({} properties, {} landlords) from {}",
@@ -259,7 +259,7 @@ pub async fn daily_report(settings: &Settings, args: &DailyReportArgs) -> anyhow
     let now = jiff::Timestamp::now().as_millisecond();
     let cause = format!("report:{date}:by-hand:{now}");
     for recipient in &settings.report_to {
-        store::queue_mail(&conn, &cause, &report_mail(&built, recipient), now)?;
+        conn.queue_mail(&cause, &report_mail(&built, recipient), now)?;
     }
     let (writer, writer_thread) = store::Writer::start(conn, 64, 64);
     let transport = Transport::new(settings.smtp_url.as_ref(), &settings.mail_dir)?;
@@ -268,7 +268,8 @@ pub async fn daily_report(settings: &Settings, args: &DailyReportArgs) -> anyhow
     let check = cause.clone();
     let unsent = writer
         .write(move |conn| {
-            Ok(store::list_outbox(conn, None, 10_000)?
+            Ok(conn
+                .list_outbox(None, 10_000)?
                 .into_iter()
                 .filter(|row| row.cause == check)
                 .count())
@@ -291,7 +292,7 @@ pub fn replay_events(settings: &Settings, quarantined: bool) -> anyhow::Result<(
     let mut conn = startup::open_database(settings)?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let now = jiff::Timestamp::now().as_millisecond();
-    let summary = ingest::replay(&tx, quarantined, &startup::ingest_policy(settings), now)?;
+    let summary = ingest::replay(&*tx, quarantined, &startup::ingest_policy(settings), now)?;
     tx.commit()?;
     println!(
         "replayed {} event(s): {} applied, {} superseded, {} recorded, {} quarantined, {} other mode; {} mail(s) queued{}",
@@ -315,7 +316,7 @@ pub fn outbox(settings: &Settings, command: &OutboxCommand) -> anyhow::Result<()
     let conn = startup::open_database(settings)?;
     match command {
         OutboxCommand::List { status, limit } => {
-            let rows = store::list_outbox(&conn, status.as_deref(), *limit)?;
+            let rows = conn.list_outbox(status.as_deref(), *limit)?;
             if rows.is_empty() {
                 println!("no mail");
             }
@@ -335,8 +336,7 @@ pub fn outbox(settings: &Settings, command: &OutboxCommand) -> anyhow::Result<()
             }
         }
         OutboxCommand::Retry { ids } => {
-            let count =
-                store::requeue_failed_mail(&conn, ids, jiff::Timestamp::now().as_millisecond())?;
+            let count = conn.requeue_failed_mail(ids, jiff::Timestamp::now().as_millisecond())?;
             println!("{count} failed mail(s) queued again; `serve` delivers them");
         }
     }

@@ -6,7 +6,6 @@
 //! effect and its mails commit together or not at all. `replay` rebuilds the
 //! same derived state from the stored log.
 
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::casapay::event as wire;
@@ -18,7 +17,7 @@ use crate::matching;
 use crate::notify::wording::{self, PayoutFacts, RequestFacts};
 use crate::notify::{self, MailPolicy, Reached};
 use crate::recon::rules;
-use crate::store::{self, SetBy, StoreError};
+use crate::store::{SetBy, Storage, StoreError};
 
 const RETRYING: &str = "payment_request.retrying";
 
@@ -62,45 +61,45 @@ fn version_of(event: &Event, object: &Object) -> Version {
 }
 
 fn stored_version(
-    conn: &Connection,
+    store: &dyn Storage,
     event: &Event,
     mode: Mode,
 ) -> Result<Option<Version>, StoreError> {
     match &event.content {
-        Content::Object(object) if mode.accepts(event) => store::object_version(conn, object),
+        Content::Object(object) if mode.accepts(event) => store.object_version(object),
         _ => Ok(None),
     }
 }
 
 pub fn apply_event(
-    conn: &Connection,
+    store: &dyn Storage,
     event: &Event,
     received_at_ms: i64,
     policy: &IngestPolicy,
 ) -> Result<Outcome, StoreError> {
     let state = decide(
         event,
-        stored_version(conn, event, policy.mode)?,
+        stored_version(store, event, policy.mode)?,
         policy.mode,
     );
-    store_decided(conn, event, state, received_at_ms, policy)
+    store_decided(store, event, state, received_at_ms, policy)
 }
 
 /// Stores an event whose state the caller already decided (sync compares the
 /// stored object first), with its effect and mails when it applies.
 pub fn store_decided(
-    conn: &Connection,
+    store: &dyn Storage,
     event: &Event,
     state: EventState,
     received_at_ms: i64,
     policy: &IngestPolicy,
 ) -> Result<Outcome, StoreError> {
-    if !store::insert_event(conn, event, &state, received_at_ms)? {
+    if !store.insert_event(event, &state, received_at_ms)? {
         return Ok(Outcome::Duplicate);
     }
     let mails = match (&state, &event.content) {
         (EventState::Applied, Content::Object(object)) => {
-            reach(conn, event, object, &policy.mail, received_at_ms)?
+            reach(store, event, object, &policy.mail, received_at_ms)?
         }
         _ => 0,
     };
@@ -109,15 +108,14 @@ pub fn store_decided(
 
 /// Stores the state an applied event carries and queues the mails it announces.
 fn reach(
-    conn: &Connection,
+    store: &dyn Storage,
     event: &Event,
     object: &Object,
     policy: &MailPolicy,
     now_ms: i64,
 ) -> Result<usize, StoreError> {
     let version = version_of(event, object);
-    store::save_object(
-        conn,
+    store.save_object(
         object,
         SetBy {
             event_id: &event.id,
@@ -132,34 +130,33 @@ fn reach(
                 version,
                 set_by_retrying_event: event.kind == RETRYING,
             };
-            queue_request_mails(conn, &stored, policy, now_ms)
+            queue_request_mails(store, &stored, policy, now_ms)
         }
-        Object::Payout(po) => queue_payout_mails(conn, po, policy, now_ms),
+        Object::Payout(po) => queue_payout_mails(store, po, policy, now_ms),
     }
 }
 
 fn queue_all(
-    conn: &Connection,
+    store: &dyn Storage,
     cause: &str,
     drafts: &[crate::domain::MailDraft],
     now_ms: i64,
 ) -> Result<usize, StoreError> {
     let mut queued = 0;
     for draft in drafts {
-        queued += usize::from(store::queue_mail(conn, cause, draft, now_ms)?);
+        queued += usize::from(store.queue_mail(cause, draft, now_ms)?);
     }
     Ok(queued)
 }
 
 /// The line a request matched (by the one matching rule), with its landlord.
 fn matched_line(
-    conn: &Connection,
+    store: &dyn Storage,
     request: &PaymentRequest,
     timezone: &jiff::tz::TimeZone,
 ) -> Result<Option<(String, Period, Option<LandlordContact>)>, StoreError> {
     // Both candidates in one query; the rule picks, then its due dates are read.
-    let (by_id, by_agreement) = store::property_candidates(
-        conn,
+    let (by_id, by_agreement) = store.property_candidates(
         request.property_id.as_deref(),
         request.payment_agreement.as_deref(),
     )?;
@@ -170,7 +167,7 @@ fn matched_line(
         return Ok(None);
     };
     let property = PropertyRent {
-        due_dates: store::due_dates(conn, &property.property_id, None)?,
+        due_dates: store.due_dates(&property.property_id, None)?,
         ..property
     };
     let found = matching::period_of(request, &property, timezone).map(|period| (property, period));
@@ -180,7 +177,7 @@ fn matched_line(
     else {
         return Ok(None);
     };
-    let contact = store::landlord_contact(conn, &property.landlord_id)?;
+    let contact = store.landlord_contact(&property.landlord_id)?;
     let shown = property
         .property_name
         .clone()
@@ -189,7 +186,7 @@ fn matched_line(
 }
 
 fn queue_request_mails(
-    conn: &Connection,
+    store: &dyn Storage,
     stored: &StoredRequest,
     policy: &MailPolicy,
     now_ms: i64,
@@ -197,7 +194,7 @@ fn queue_request_mails(
     let Some(intent) = notify::intent_for(Reached::Request(stored)) else {
         return Ok(0);
     };
-    let line = matched_line(conn, &stored.request, &policy.timezone)?;
+    let line = matched_line(store, &stored.request, &policy.timezone)?;
     let (line, contact) = match line {
         Some((shown, period, contact)) => (Some((shown, period)), contact),
         None => (None, None),
@@ -210,11 +207,11 @@ fn queue_request_mails(
     let drafts = notify::drafts(intent.kind, contact.as_ref(), policy, |to| {
         wording::request_mail(&facts, intent.kind, to, &policy.timezone)
     });
-    queue_all(conn, &intent.cause, &drafts, now_ms)
+    queue_all(store, &intent.cause, &drafts, now_ms)
 }
 
 fn queue_payout_mails(
-    conn: &Connection,
+    store: &dyn Storage,
     payout: &Payout,
     policy: &MailPolicy,
     now_ms: i64,
@@ -224,12 +221,12 @@ fn queue_payout_mails(
     };
     // Payouts mail rarely (paid, failed): the bank account's landlord is read up front.
     let by_bank_account = match &payout.destination {
-        Some(account) => store::landlord_by_bank_account(conn, account)?,
+        Some(account) => store.landlord_by_bank_account(account)?,
         None => None,
     };
     let landlord = matching::landlord_of(payout, |_| by_bank_account);
     let contact = match &landlord {
-        Some(id) => store::landlord_contact(conn, id)?,
+        Some(id) => store.landlord_contact(id)?,
         None => None,
     };
     let facts = PayoutFacts {
@@ -239,7 +236,7 @@ fn queue_payout_mails(
     let drafts = notify::drafts(intent.kind, contact.as_ref(), policy, |to| {
         wording::payout_mail(&facts, intent.kind, to, &policy.timezone)
     });
-    queue_all(conn, &intent.cause, &drafts, now_ms)
+    queue_all(store, &intent.cause, &drafts, now_ms)
 }
 
 /// What a replay did.
@@ -276,30 +273,30 @@ const REPLAY_PAGE: usize = 1000;
 /// derived table is rebuilt from the log and comes out as incremental ingest
 /// built it. Mail goes only for states no mail has announced yet.
 pub fn replay(
-    conn: &Connection,
+    store: &dyn Storage,
     quarantined_only: bool,
     policy: &IngestPolicy,
     now_ms: i64,
 ) -> Result<ReplaySummary, StoreError> {
-    replay_with(conn, quarantined_only, policy, now_ms, wire::parse)
+    replay_with(store, quarantined_only, policy, now_ms, wire::parse)
 }
 
 /// [`replay`] with the event rules given: what a newer version of the
 /// service would read the stored bodies as (tests simulate an upgrade so).
 pub fn replay_with(
-    conn: &Connection,
+    store: &dyn Storage,
     quarantined_only: bool,
     policy: &IngestPolicy,
     now_ms: i64,
     parse: impl Fn(&[u8]) -> Result<Event, wire::InvalidEvent>,
 ) -> Result<ReplaySummary, StoreError> {
     if !quarantined_only {
-        store::clear_objects(conn)?;
+        store.clear_objects()?;
     }
     let mut summary = ReplaySummary::default();
     let mut after = 0;
     loop {
-        let page = store::events_after(conn, after, quarantined_only, REPLAY_PAGE)?;
+        let page = store.events_after(after, quarantined_only, REPLAY_PAGE)?;
         let Some(&(last, _)) = page.last() else {
             break;
         };
@@ -312,12 +309,12 @@ pub fn replay_with(
             };
             let state = decide(
                 &event,
-                stored_version(conn, &event, policy.mode)?,
+                stored_version(store, &event, policy.mode)?,
                 policy.mode,
             );
-            store::set_event_state(conn, &event.id, &state)?;
+            store.set_event_state(&event.id, &state)?;
             if let (EventState::Applied, Content::Object(object)) = (&state, &event.content) {
-                summary.mails_queued += reach(conn, &event, object, &policy.mail, now_ms)?;
+                summary.mails_queued += reach(store, &event, object, &policy.mail, now_ms)?;
             }
             summary.count(&state);
         }

@@ -16,7 +16,7 @@ use crate::ingest::IngestPolicy;
 use crate::notify::MailPolicy;
 use crate::notify::delivery::{MailError, Mailer, Transport};
 use crate::report::scheduler::Scheduler;
-use crate::store::{self, Credentials, GeneratedCredential, ReadPool, StoreError, Writer};
+use crate::store::{self, Credentials, GeneratedCredential, ReadPool, Storage, StoreError, Writer};
 use crate::sync::{self, Syncer};
 
 /// Largest rent roll accepted over HTTP: ample for 100,000 properties × 12 months.
@@ -143,7 +143,8 @@ impl Application {
         let port = listener.local_addr()?.port();
         // This process is the database's one mail worker: what a killed one
         // had claimed is due now, not when its lease lapses.
-        let released = store::release_claims(&conn, jiff::Timestamp::now().as_millisecond())
+        let released = conn
+            .release_claims(jiff::Timestamp::now().as_millisecond())
             .map_err(database_error)?;
         if released > 0 {
             tracing::info!(released, "mail claimed by a stopped process is due again");

@@ -15,7 +15,7 @@ use crate::casapay::client::{ApiClient, ClientError};
 use crate::casapay::event::{self, SYNCED_PAYOUT, SYNCED_REQUEST};
 use crate::domain::{Clock, Content, Event, EventState};
 use crate::ingest::{self, IngestPolicy, Outcome};
-use crate::store::{self, ObjectState, StoreError, SyncRun, Writer};
+use crate::store::{ObjectState, StoreError, SyncRun, Writer};
 
 /// Days back a run reads when not told (`--since`).
 pub const DEFAULT_DAYS_BACK: i64 = 35;
@@ -104,7 +104,7 @@ impl Syncer {
             };
             let started_ms = started.as_millisecond();
             self.writer
-                .write(move |conn| store::record_sync_run(conn, &record, started_ms))
+                .write(move |conn| conn.record_sync_run(&record, started_ms))
                 .await?;
         }
         walked.map(|()| summary)
@@ -177,7 +177,7 @@ impl Syncer {
                     let Content::Object(object) = &event.content else {
                         continue;
                     };
-                    let stored = store::object_state(conn, object)?;
+                    let stored = conn.object_state(object)?;
                     let fetched = ObjectState::of(object);
                     if stored.as_ref().is_some_and(|(state, _)| *state == fetched) {
                         continue;
@@ -241,7 +241,7 @@ impl Syncer {
             .write(move |conn| {
                 let mut learned = 0;
                 for (landlord, account) in &pairs {
-                    learned += usize::from(store::learn_bank_account(conn, landlord, account)?);
+                    learned += usize::from(conn.learn_bank_account(landlord, account)?);
                 }
                 Ok(learned)
             })

@@ -11,7 +11,7 @@ use casapay_recon::casapay::event;
 use casapay_recon::domain::Mode;
 use casapay_recon::ingest::{self, IngestPolicy};
 use casapay_recon::notify::MailPolicy;
-use casapay_recon::store;
+use casapay_recon::store::{self, Storage};
 use proptest::prelude::*;
 use rusqlite::Connection;
 
@@ -77,7 +77,7 @@ fn database(dir: &tempfile::TempDir, name: &str) -> Connection {
     let mut conn = store::open_writer(&dir.path().join(name), Duration::from_secs(5)).unwrap();
     store::migrate(&mut conn).unwrap();
     let roll = casapay_recon::rent_roll::parse(ROLL.as_bytes()).unwrap();
-    store::import_rent_roll(&conn, &roll).unwrap().unwrap();
+    conn.import_rent_roll(&roll).unwrap().unwrap();
     conn
 }
 

@@ -8,7 +8,6 @@ use crate::error::ApiError;
 use crate::format::Format;
 use crate::recon::{arrears, render};
 use crate::startup::AppState;
-use crate::store::StoreError;
 
 #[derive(Debug, Deserialize)]
 pub struct ArrearsQuery {
@@ -28,8 +27,8 @@ pub async fn get_arrears(
     let format = query.format.unwrap_or(Format::Json);
     let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
     let body = web::block(move || -> Result<String, ApiError> {
-        let conn = pool.get().map_err(StoreError::from)?;
-        let arrears = arrears::arrears_stored(&conn, as_of, &timezone)?;
+        let conn = pool.get()?;
+        let arrears = arrears::arrears_stored(&*conn, as_of, &timezone)?;
         Ok(render::render_arrears(&arrears, format))
     })
     .await??;

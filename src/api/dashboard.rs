@@ -16,7 +16,6 @@ use crate::recon::render::{HtmlLine, html_lines};
 use crate::recon::{self, Reconciliation};
 use crate::report::render::ExceptionRow;
 use crate::startup::AppState;
-use crate::store::StoreError;
 
 /// Lines and exceptions shown a page at a time.
 const LINES_PER_PAGE: usize = 100;
@@ -124,9 +123,9 @@ pub async fn dashboard(
     };
     let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
     let reconciliation = web::block(move || -> Result<Reconciliation, ApiError> {
-        let conn = pool.get().map_err(StoreError::from)?;
+        let conn = pool.get()?;
         Ok(recon::reconcile_stored(
-            &conn, period, today, &timezone, None,
+            &*conn, period, today, &timezone, None,
         )?)
     })
     .await??;

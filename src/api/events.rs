@@ -8,7 +8,7 @@ use super::Admin;
 use crate::domain::EventState;
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::store::{self, EventFilter, StoreError};
+use crate::store::{EventFilter, StoreError};
 
 const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 100;
@@ -90,9 +90,9 @@ pub async fn list_events(
     let limit = limit.map_or(DEFAULT_LIMIT, |Limit(limit)| limit);
     let pool = state.reads.clone();
     let page = web::block(move || -> Result<_, ApiError> {
-        let conn = pool.get().map_err(StoreError::from)?;
+        let conn = pool.get()?;
         let after = match starting_after {
-            Some(id) => Some(store::event_cursor(&conn, &id)?.ok_or_else(|| {
+            Some(id) => Some(conn.event_cursor(&id)?.ok_or_else(|| {
                 ApiError::InvalidRequest(format!("starting_after: no event `{id}`"))
             })?),
             None => None,
@@ -101,7 +101,7 @@ pub async fn list_events(
             kind: kind.as_deref(),
             state: wanted.as_ref().map(|StateFilter(s)| s.as_str()),
         };
-        Ok(store::list_events(&conn, filter, limit, after)?)
+        Ok(conn.list_events(filter, limit, after)?)
     })
     .await??;
     let mut data = Vec::with_capacity(page.events.len());

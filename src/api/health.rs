@@ -5,7 +5,6 @@ use serde_json::json;
 
 use crate::error::ApiError;
 use crate::startup::AppState;
-use crate::store;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
@@ -15,7 +14,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let now = state.clock.now().as_millisecond();
     state
         .writer
-        .write(move |conn| store::record_heartbeat(conn, now))
+        .write(move |conn| conn.record_heartbeat(now))
         .await?;
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
 }

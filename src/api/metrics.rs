@@ -9,7 +9,7 @@ use actix_web::HttpResponse;
 use tokio::sync::watch;
 
 use crate::domain::{Clock, ExceptionKind, Period};
-use crate::store::{self, ReadPool, StoreError};
+use crate::store::{ReadPool, StoreError};
 use crate::{metrics, recon};
 
 pub async fn get_metrics() -> HttpResponse {
@@ -31,11 +31,11 @@ impl MetricsRefresh {
     fn refresh(&self) -> Result<(), StoreError> {
         let conn = self.reads.get()?;
         let today = self.clock.now().to_zoned(self.timezone.clone()).date();
-        let depth = store::outbox_depth(&conn)?;
-        let quarantined = store::count_quarantined(&conn)?;
-        let last = store::last_daily_report(&conn)?.and_then(|d| d.parse().ok());
+        let depth = conn.outbox_depth()?;
+        let quarantined = conn.count_quarantined()?;
+        let last = conn.last_daily_report()?.and_then(|d| d.parse().ok());
         let current =
-            recon::reconcile_stored(&conn, Period::of_date(today), today, &self.timezone, None)?;
+            recon::reconcile_stored(&*conn, Period::of_date(today), today, &self.timezone, None)?;
         // Every kind, so a kind that went back to zero reads 0, not its last value.
         let mut counts: BTreeMap<ExceptionKind, usize> =
             ExceptionKind::ALL.iter().map(|k| (*k, 0)).collect();

@@ -14,7 +14,6 @@ use crate::error::ApiError;
 use crate::format::Format;
 use crate::recon::{self, Line, LineFilter, render};
 use crate::startup::AppState;
-use crate::store::StoreError;
 
 /// A line status to filter on; the error names the parameter.
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -75,9 +74,9 @@ pub async fn get_reconciliation(
         query.starting_after,
     );
     let body = web::block(move || -> Result<String, ApiError> {
-        let conn = pool.get().map_err(StoreError::from)?;
+        let conn = pool.get()?;
         let mut reconciliation =
-            recon::reconcile_stored(&conn, period, as_of, &timezone, landlord.as_deref())?;
+            recon::reconcile_stored(&*conn, period, as_of, &timezone, landlord.as_deref())?;
         reconciliation.retain_lines(&filter);
         let Some(Limit(limit)) = limit else {
             return Ok(render::render(&reconciliation, format));

@@ -7,7 +7,6 @@ use super::Admin;
 use crate::error::ApiError;
 use crate::rent_roll;
 use crate::startup::AppState;
-use crate::store;
 
 pub async fn import_rent_roll(
     _admin: Admin,
@@ -19,7 +18,7 @@ pub async fn import_rent_roll(
         .map_err(ApiError::InvalidRentRoll)?;
     let summary = state
         .writer
-        .write(move |conn| store::import_rent_roll(conn, &roll))
+        .write(move |conn| conn.import_rent_roll(&roll))
         .await?
         .map_err(ApiError::InvalidRentRoll)?;
     Ok(HttpResponse::Ok().json(json!({

@@ -9,7 +9,6 @@ use crate::error::ApiError;
 use crate::format::Format;
 use crate::report::{self, balance, render::render_report};
 use crate::startup::AppState;
-use crate::store::StoreError;
 
 #[derive(Debug, Deserialize)]
 pub struct ReportQuery {
@@ -36,8 +35,8 @@ pub async fn get_daily_report(
     };
     let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
     let body = web::block(move || -> Result<String, ApiError> {
-        let conn = pool.get().map_err(StoreError::from)?;
-        let mut built = report::build_daily_report(&conn, date, &timezone)?;
+        let conn = pool.get()?;
+        let mut built = report::build_daily_report(&*conn, date, &timezone)?;
         if let Some(fetched) = fetched {
             balance::check(&mut built, fetched);
         }

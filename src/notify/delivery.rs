@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::Settings;
 use crate::domain::Secret;
-use crate::store::{self, ClaimedMail, StoreError, Writer};
+use crate::store::{ClaimedMail, StoreError, Writer};
 
 /// Mails claimed at a time.
 const CLAIM: usize = 20;
@@ -167,9 +167,7 @@ impl Mailer {
         let lease_until = now + LEASE.as_millis() as i64;
         let claimed = self
             .writer
-            .write(move |conn| {
-                store::claim_due_mail(conn, now, lease_until, CLAIM, cause.as_deref())
-            })
+            .write(move |conn| conn.claim_due_mail(now, lease_until, CLAIM, cause.as_deref()))
             .await?;
         let count = claimed.len();
         for mail in claimed {
@@ -186,7 +184,7 @@ impl Mailer {
                     tracing::info!(mail_id = id, recipient = %mail.recipient, subject, "mail sent");
                     crate::metrics::mail("sent", 1);
                     self.writer
-                        .write(move |conn| store::mark_mail_sent(conn, id, sent_at))
+                        .write(move |conn| conn.mark_mail_sent(id, sent_at))
                         .await?;
                 }
                 Err((error, retryable)) => {
@@ -205,7 +203,7 @@ impl Mailer {
                         1,
                     );
                     self.writer
-                        .write(move |conn| store::mark_mail_failed(conn, id, &error, retry_at))
+                        .write(move |conn| conn.mark_mail_failed(id, &error, retry_at))
                         .await?;
                 }
             }

@@ -6,12 +6,11 @@ use std::collections::BTreeMap;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use rusqlite::Connection;
 use serde::Serialize;
 
 use super::{Line, reconcile_stored};
 use crate::domain::{Currency, LineStatus, Period};
-use crate::store::{self, StoreError};
+use crate::store::{Storage, StoreError};
 
 /// The age buckets, by days past due.
 pub const BUCKETS: [&str; 4] = ["0-30", "31-60", "61-90", "90+"];
@@ -114,19 +113,20 @@ pub fn arrears_of<'a>(lines: impl IntoIterator<Item = &'a Line>, as_of: Date) ->
 
 /// Reconciles every period up to `as_of`'s and gathers its arrears.
 pub fn arrears_stored(
-    conn: &Connection,
+    store: &dyn Storage,
     as_of: Date,
     timezone: &TimeZone,
 ) -> Result<Arrears, StoreError> {
     let current = Period::of_date(as_of);
-    let mut periods: Vec<Period> = store::periods_before(conn, &current.to_string())?
+    let mut periods: Vec<Period> = store
+        .periods_before(&current.to_string())?
         .iter()
         .filter_map(|p| p.parse().ok())
         .collect();
     periods.push(current);
     let mut lines = Vec::new();
     for period in periods {
-        lines.extend(reconcile_stored(conn, period, as_of, timezone, None)?.lines);
+        lines.extend(reconcile_stored(store, period, as_of, timezone, None)?.lines);
     }
     Ok(arrears_of(&lines, as_of))
 }

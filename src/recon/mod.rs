@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::domain::{
@@ -19,7 +18,7 @@ use crate::domain::{
     Period, PropertyKey, StoredPayout, StoredRequest,
 };
 use crate::matching;
-use crate::store::{self, PeriodData, StoreError};
+use crate::store::{PeriodData, Storage, StoreError};
 pub use exceptions::{Exception, exceptions_of};
 use rules::AsOf;
 
@@ -166,13 +165,13 @@ pub fn page_of_lines<'a>(
 
 /// Loads and reconciles a stored period as of a date.
 pub fn reconcile_stored(
-    conn: &Connection,
+    store: &dyn Storage,
     period: Period,
     as_of: Date,
     timezone: &TimeZone,
     landlord: Option<&str>,
 ) -> Result<Reconciliation, StoreError> {
-    let data = store::load_period(conn, period, timezone)?;
+    let data = store.load_period(period, timezone)?;
     Ok(reconcile(period, as_of, timezone, &data, landlord))
 }
 

@@ -10,13 +10,12 @@ use std::collections::BTreeMap;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::domain::{Currency, ExceptionKind, Period};
 use crate::format::timestamp;
 use crate::recon::{self, Exception, Reconciliation, Total, arrears, exceptions_of};
-use crate::store::{self, StoreError};
+use crate::store::{RecordedException, Storage, StoreError};
 
 /// Quarantined events listed in a report at most; the API lists them all.
 const QUARANTINED_LISTED: usize = 1000;
@@ -87,12 +86,13 @@ pub struct ArrearsSummary {
 }
 
 fn events_received(
-    conn: &Connection,
+    store: &dyn Storage,
     date: Date,
     timezone: &TimeZone,
 ) -> Result<EventCounts, StoreError> {
     let (from, until) = day_bounds_ms(date, timezone);
-    let by_type: BTreeMap<String, i64> = store::count_events_received(conn, from, until)?
+    let by_type: BTreeMap<String, i64> = store
+        .count_events_received(from, until)?
         .into_iter()
         .collect();
     Ok(EventCounts {
@@ -103,9 +103,9 @@ fn events_received(
 
 /// Exceptions of the service itself: quarantined events, a failed sync, mail
 /// that could not be delivered.
-fn service_exceptions(conn: &Connection) -> Result<Vec<Exception>, StoreError> {
+fn service_exceptions(store: &dyn Storage) -> Result<Vec<Exception>, StoreError> {
     let mut exceptions = Vec::new();
-    for event in store::quarantined_events(conn, QUARANTINED_LISTED)? {
+    for event in store.quarantined_events(QUARANTINED_LISTED)? {
         exceptions.push(Exception::about(
             ExceptionKind::QuarantinedEvent,
             format!(
@@ -118,7 +118,7 @@ fn service_exceptions(conn: &Connection) -> Result<Vec<Exception>, StoreError> {
             Some(event.id),
         ));
     }
-    if let Some(run) = store::last_sync_run(conn)?
+    if let Some(run) = store.last_sync_run()?
         && let Some(error) = run.error
     {
         exceptions.push(Exception::about(
@@ -130,7 +130,7 @@ fn service_exceptions(conn: &Connection) -> Result<Vec<Exception>, StoreError> {
             None,
         ));
     }
-    for mail in store::list_outbox(conn, Some("failed"), 1000)? {
+    for mail in store.list_outbox(Some("failed"), 1000)? {
         exceptions.push(Exception::about(
             ExceptionKind::UndeliverableMail,
             format!(
@@ -149,12 +149,12 @@ fn service_exceptions(conn: &Connection) -> Result<Vec<Exception>, StoreError> {
 /// Compares with the previous recorded report: sets each exception's
 /// `since`, puts new ones first, and lists what was resolved.
 fn what_changed(
-    conn: &Connection,
+    store: &dyn Storage,
     date: Date,
     exceptions: &mut [Exception],
 ) -> Result<Changes, StoreError> {
-    let previous = store::previous_report_exceptions(conn, &date.to_string())?;
-    let known: BTreeMap<&str, &store::RecordedException> = previous
+    let previous = store.previous_report_exceptions(&date.to_string())?;
+    let known: BTreeMap<&str, &RecordedException> = previous
         .as_ref()
         .map(|(_, rows)| rows.iter().map(|r| (r.key.as_str(), r)).collect())
         .unwrap_or_default();
@@ -194,11 +194,11 @@ fn what_changed(
 }
 
 /// The report's exceptions as the next report compares with them.
-pub fn recorded_exceptions(report: &DailyReport) -> Vec<store::RecordedException> {
+pub fn recorded_exceptions(report: &DailyReport) -> Vec<RecordedException> {
     report
         .exceptions
         .iter()
-        .map(|e| store::RecordedException {
+        .map(|e| RecordedException {
             key: e.key(),
             kind: e.kind.as_str().to_string(),
             subject: e.subject(" · "),
@@ -209,34 +209,34 @@ pub fn recorded_exceptions(report: &DailyReport) -> Vec<store::RecordedException
 }
 
 pub fn build_daily_report(
-    conn: &Connection,
+    store: &dyn Storage,
     date: Date,
     timezone: &TimeZone,
 ) -> Result<DailyReport, StoreError> {
-    let events = events_received(conn, date, timezone)?;
+    let events = events_received(store, date, timezone)?;
     let current = Period::of_date(date);
     // Earlier periods appear only while they still have an exception; each
     // period's exceptions are found once.
     let mut periods = Vec::new();
     let mut exceptions: Vec<Exception> = Vec::new();
-    for text in store::periods_before(conn, &current.to_string())? {
+    for text in store.periods_before(&current.to_string())? {
         let Ok(period) = text.parse::<Period>() else {
             continue; // a malformed metadata.period never matches a line
         };
-        let reconciliation = recon::reconcile_stored(conn, period, date, timezone, None)?;
+        let reconciliation = recon::reconcile_stored(store, period, date, timezone, None)?;
         let found = exceptions_of(&reconciliation);
         if !found.is_empty() {
             exceptions.extend(found);
             periods.push(reconciliation);
         }
     }
-    let reconciliation = recon::reconcile_stored(conn, current, date, timezone, None)?;
+    let reconciliation = recon::reconcile_stored(store, current, date, timezone, None)?;
     exceptions.extend(exceptions_of(&reconciliation));
     periods.push(reconciliation);
     let arrears = arrears::arrears_of(periods.iter().flat_map(|p| &p.lines), date);
 
-    exceptions.extend(service_exceptions(conn)?);
-    let changes = what_changed(conn, date, &mut exceptions)?;
+    exceptions.extend(service_exceptions(store)?);
+    let changes = what_changed(store, date, &mut exceptions)?;
 
     let mut totals: BTreeMap<Currency, Total> = BTreeMap::new();
     for total in periods.iter().flat_map(|p| &p.totals) {

@@ -12,7 +12,7 @@ use super::render::report_mail;
 use super::{balance, build_daily_report};
 use crate::config::Settings;
 use crate::domain::Clock;
-use crate::store::{self, ReadPool, StoreError, Writer};
+use crate::store::{ReadPool, StoreError, Writer};
 use crate::sync::{self, Syncer};
 
 /// Dates missed while down further back than this are not sent.
@@ -64,7 +64,9 @@ impl Scheduler {
         let dates = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
             let conn = pool.get()?;
             let now = clock.now().to_zoned(settings.timezone.clone());
-            let last = store::last_daily_report(&conn)?.and_then(|d| d.parse::<Date>().ok());
+            let last = conn
+                .last_daily_report()?
+                .and_then(|d| d.parse::<Date>().ok());
             Ok(dates_due(&now, settings.report_at, last))
         })
         .await
@@ -92,7 +94,7 @@ impl Scheduler {
             let conn = pool.get()?;
             let mut reports = Vec::new();
             for date in dates {
-                let mut report = build_daily_report(&conn, date, &settings.timezone)?;
+                let mut report = build_daily_report(&*conn, date, &settings.timezone)?;
                 if let Some(fetched) = &fetched {
                     balance::check(&mut report, fetched.clone());
                 }
@@ -115,9 +117,7 @@ impl Scheduler {
             let recorded = super::recorded_exceptions(&report);
             let recorded = self
                 .writer
-                .write(move |conn| {
-                    store::record_daily_report(conn, &key, &recorded, &drafts, now_ms)
-                })
+                .write(move |conn| conn.record_daily_report(&key, &recorded, &drafts, now_ms))
                 .await?;
             if recorded {
                 tracing::info!(date = %date, recipients = self.settings.report_to.len(), exceptions = report.exceptions.len(), "daily report queued");

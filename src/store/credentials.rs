@@ -1,10 +1,9 @@
 //! Webhook secrets and the admin token: configured, or generated once and kept.
 
-use rusqlite::{Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::StoreError;
+use super::{Storage, StoreError};
 use crate::domain::Secret;
 
 const WEBHOOK_SECRET_KEY: &str = "webhook_secret";
@@ -43,14 +42,14 @@ impl Credentials {
     /// Uses what is configured; otherwise what an earlier start kept;
     /// otherwise generates, and returns the new values to keep and show once.
     pub fn load_or_generate(
-        conn: &Connection,
+        store: &dyn Storage,
         configured_secrets: Option<&[Secret]>,
         configured_token: Option<&Secret>,
     ) -> Result<(Self, Vec<GeneratedCredential>), StoreError> {
         let mut generated = Vec::new();
         let webhook_secrets = match configured_secrets {
             Some(secrets) => secrets.to_vec(),
-            None => match read_setting(conn, WEBHOOK_SECRET_KEY)? {
+            None => match store.read_setting(WEBHOOK_SECRET_KEY)? {
                 Some(stored) => vec![Secret::new(stored)],
                 None => {
                     let secret = Secret::generate("whsec_");
@@ -66,7 +65,10 @@ impl Credentials {
         };
         let admin_token_sha256 = match configured_token {
             Some(token) => sha256(token.expose()),
-            None => match read_setting(conn, ADMIN_TOKEN_HASH_KEY)?.and_then(|h| decode_hash(&h)) {
+            None => match store
+                .read_setting(ADMIN_TOKEN_HASH_KEY)?
+                .and_then(|h| decode_hash(&h))
+            {
                 Some(hash) => hash,
                 None => {
                     let token = Secret::generate("cpr_admin_");
@@ -93,11 +95,11 @@ impl Credentials {
 
 /// Keeps credentials generated on this start, once it has succeeded.
 pub fn keep_generated(
-    conn: &Connection,
+    store: &dyn Storage,
     generated: &[GeneratedCredential],
 ) -> Result<(), StoreError> {
     for credential in generated {
-        write_setting(conn, credential.key, &credential.kept)?;
+        store.insert_setting(credential.key, &credential.kept)?;
     }
     Ok(())
 }
@@ -107,30 +109,15 @@ fn decode_hash(text: &str) -> Option<[u8; 32]> {
     hex::decode_to_slice(text, &mut hash).ok().map(|()| hash)
 }
 
-fn read_setting(conn: &Connection, key: &str) -> Result<Option<String>, StoreError> {
-    Ok(conn
-        .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
-            row.get(0)
-        })
-        .optional()?)
-}
-
-fn write_setting(conn: &Connection, key: &str, value: &str) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO settings (key, value) VALUES (?1, ?2)",
-        [key, value],
-    )?;
-    Ok(())
-}
-
 /// The secret a previous `serve` generated, for `trigger` to sign with.
-pub fn stored_webhook_secret(conn: &Connection) -> Result<Option<Secret>, StoreError> {
-    Ok(read_setting(conn, WEBHOOK_SECRET_KEY)?.map(Secret::new))
+pub fn stored_webhook_secret(store: &dyn Storage) -> Result<Option<Secret>, StoreError> {
+    Ok(store.read_setting(WEBHOOK_SECRET_KEY)?.map(Secret::new))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
 
     fn database() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();

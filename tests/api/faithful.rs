@@ -291,7 +291,7 @@ async fn unappliable_events_are_quarantined_listed_reported_and_applied_by_a_rep
     for expected_mails in [1, 0] {
         let mut conn = app.db();
         let tx = conn.transaction().unwrap();
-        let summary = ingest::replay_with(&tx, true, &policy, 0, upgraded).unwrap();
+        let summary = ingest::replay_with(&*tx, true, &policy, 0, upgraded).unwrap();
         tx.commit().unwrap();
         assert_eq!(
             (summary.events, summary.applied, summary.mails_queued),
@@ -502,7 +502,7 @@ async fn a_full_replay_rebuilds_exactly_what_ingest_built_and_mails_nothing_twic
     };
     let mut conn = app.db();
     let tx = conn.transaction().unwrap();
-    let summary = ingest::replay(&tx, false, &policy, 0).unwrap();
+    let summary = ingest::replay(&*tx, false, &policy, 0).unwrap();
     tx.commit().unwrap();
     assert_eq!(summary.events, 5);
     assert_eq!(summary.mails_queued, 0, "{summary:?}");

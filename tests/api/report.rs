@@ -8,7 +8,7 @@ use casapay_recon::config::Settings;
 use casapay_recon::domain::Clock;
 use casapay_recon::domain::Secret;
 use casapay_recon::report::scheduler::Scheduler;
-use casapay_recon::store::{self, Writer};
+use casapay_recon::store::{self, Storage, Writer};
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -312,7 +312,7 @@ fn record_report(app: &TestApp, date: &str) -> Value {
     )
     .unwrap();
     let recorded = casapay_recon::report::recorded_exceptions(&built);
-    assert!(store::record_daily_report(&conn, date, &recorded, &[], 0).unwrap());
+    assert!(conn.record_daily_report(date, &recorded, &[], 0).unwrap());
     serde_json::to_value(&built).unwrap()
 }
 

@@ -4,23 +4,14 @@ use std::collections::HashMap;
 
 use jiff::civil::Date;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 
-use super::{StoreError, corrupt};
 use crate::domain::{LandlordContact, Period, PropertyKey, PropertyRent};
 use crate::rent_roll::{RentRoll, RentRollErrors, RowError};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ImportSummary {
-    /// Expected lines written (one per property and month).
-    pub lines: usize,
-    pub properties: usize,
-    pub landlords: usize,
-}
+use crate::store::{ImportSummary, StoreError, corrupt};
 
 /// Checks what only the database can tell (a payment agreement already used by
 /// another stored property), then upserts. Writes nothing if that check fails.
-pub fn import_rent_roll(
+pub(super) fn import_rent_roll(
     conn: &Connection,
     roll: &RentRoll,
 ) -> Result<Result<ImportSummary, RentRollErrors>, StoreError> {
@@ -144,7 +135,7 @@ fn agreement_conflicts(conn: &Connection, roll: &RentRoll) -> Result<Vec<RowErro
 
 /// A property with the due dates of its expected lines (all, or those in
 /// `within`), found by id or by payment agreement.
-pub fn property_rent(
+pub(super) fn property_rent(
     conn: &Connection,
     key: PropertyKey<'_>,
     within: Option<(Period, Period)>,
@@ -181,7 +172,7 @@ pub fn property_rent(
 /// The properties a request can name, in one query: the one whose id is
 /// `property_id`, and the one whose agreement is `agreement` (either may be
 /// missing). Without due dates: the caller loads those of the one it picks.
-pub fn property_candidates(
+pub(super) fn property_candidates(
     conn: &Connection,
     property_id: Option<&str>,
     agreement: Option<&str>,
@@ -213,7 +204,7 @@ pub fn property_candidates(
 }
 
 /// (period, due date) of a property's lines, all of them or those in `within` (inclusive).
-pub fn due_dates(
+pub(super) fn due_dates(
     conn: &Connection,
     property_id: &str,
     within: Option<(Period, Period)>,
@@ -240,7 +231,7 @@ pub fn due_dates(
 }
 
 /// The landlord whose CasaPay bank account is `bank_account`.
-pub fn landlord_by_bank_account(
+pub(super) fn landlord_by_bank_account(
     conn: &Connection,
     bank_account: &str,
 ) -> Result<Option<String>, StoreError> {
@@ -251,7 +242,7 @@ pub fn landlord_by_bank_account(
 }
 
 /// How to reach a landlord.
-pub fn landlord_contact(
+pub(super) fn landlord_contact(
     conn: &Connection,
     landlord_id: &str,
 ) -> Result<Option<LandlordContact>, StoreError> {
@@ -270,7 +261,7 @@ pub fn landlord_contact(
 
 /// Learns a landlord's bank account from CasaPay (its `metadata.landlord_id`),
 /// unless the rent roll gave the landlord one or another landlord has it.
-pub fn learn_bank_account(
+pub(super) fn learn_bank_account(
     conn: &Connection,
     landlord_id: &str,
     bank_account: &str,

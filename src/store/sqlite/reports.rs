@@ -2,11 +2,11 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreError;
 use crate::domain::MailDraft;
+use crate::store::{RecordedException, StoreError, SyncRun};
 
 /// Events received in [from, until) (unix ms), counted by type.
-pub fn count_events_received(
+pub(super) fn count_events_received(
     conn: &Connection,
     from_ms: i64,
     until_ms: i64,
@@ -21,7 +21,7 @@ pub fn count_events_received(
 }
 
 /// Every well-formed period before `period` that has expected rent, requests or payouts.
-pub fn periods_before(conn: &Connection, period: &str) -> Result<Vec<String>, StoreError> {
+pub(super) fn periods_before(conn: &Connection, period: &str) -> Result<Vec<String>, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT period FROM expected_rent WHERE period < ?1
          UNION SELECT period FROM payment_requests WHERE period < ?1
@@ -33,25 +33,15 @@ pub fn periods_before(conn: &Connection, period: &str) -> Result<Vec<String>, St
 }
 
 /// The newest date the scheduler built a report for.
-pub fn last_daily_report(conn: &Connection) -> Result<Option<String>, StoreError> {
+pub(super) fn last_daily_report(conn: &Connection) -> Result<Option<String>, StoreError> {
     Ok(conn
         .query_row("SELECT max(date) FROM daily_reports", [], |row| row.get(0))
         .optional()?
         .flatten())
 }
 
-/// An exception as a recorded report kept it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedException {
-    pub key: String,
-    pub kind: String,
-    pub subject: String,
-    pub detail: String,
-    pub since: String,
-}
-
 /// The exceptions of the newest recorded report before `date`, with its date.
-pub fn previous_report_exceptions(
+pub(super) fn previous_report_exceptions(
     conn: &Connection,
     date: &str,
 ) -> Result<Option<(String, Vec<RecordedException>)>, StoreError> {
@@ -85,7 +75,7 @@ pub fn previous_report_exceptions(
 
 /// Records the report for `date`, its exceptions and its mails, once:
 /// returns false (queuing nothing) if that date was already recorded.
-pub fn record_daily_report(
+pub(super) fn record_daily_report(
     conn: &Connection,
     date: &str,
     exceptions: &[RecordedException],
@@ -108,22 +98,12 @@ pub fn record_daily_report(
     }
     let cause = format!("report:{date}");
     for draft in drafts {
-        super::queue_mail(conn, &cause, draft, now_ms)?;
+        super::outbox::queue_mail(conn, &cause, draft, now_ms)?;
     }
     Ok(true)
 }
 
-/// A finished sync run, as the daily report reads it.
-#[derive(Debug, Clone)]
-pub struct SyncRun {
-    pub id: String,
-    pub finished_at_ms: i64,
-    pub read: i64,
-    pub changed: i64,
-    pub error: Option<String>,
-}
-
-pub fn record_sync_run(
+pub(super) fn record_sync_run(
     conn: &Connection,
     run: &SyncRun,
     started_at_ms: i64,
@@ -137,7 +117,7 @@ pub fn record_sync_run(
 }
 
 /// The newest sync run, if any.
-pub fn last_sync_run(conn: &Connection) -> Result<Option<SyncRun>, StoreError> {
+pub(super) fn last_sync_run(conn: &Connection) -> Result<Option<SyncRun>, StoreError> {
     Ok(conn
         .query_row(
             "SELECT id, finished_at, read, changed, error FROM sync_runs ORDER BY finished_at DESC LIMIT 1",

@@ -2,11 +2,11 @@
 
 use rusqlite::{Connection, params};
 
-use super::StoreError;
 use crate::domain::MailDraft;
+use crate::store::{ClaimedMail, OutboxRow, StoreError};
 
 /// Queues one mail. A second mail for the same (cause, recipient) is ignored.
-pub fn queue_mail(
+pub(super) fn queue_mail(
     conn: &Connection,
     cause: &str,
     draft: &MailDraft,
@@ -22,21 +22,10 @@ pub fn queue_mail(
     Ok(inserted == 1)
 }
 
-/// A mail claimed for sending.
-#[derive(Debug, Clone)]
-pub struct ClaimedMail {
-    pub id: i64,
-    pub recipient: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-    pub attempts: u32,
-}
-
 /// Claims up to `limit` due mails until `lease_until_ms` (only those of
 /// `cause`, when given). A claim that lapses (its worker died) makes the mail
 /// due again.
-pub fn claim_due_mail(
+pub(super) fn claim_due_mail(
     conn: &Connection,
     now_ms: i64,
     lease_until_ms: i64,
@@ -70,14 +59,14 @@ pub fn claim_due_mail(
 /// Makes mail claimed by a process that died due again at once. Only for a
 /// starting service that is the database's one worker (SQLite): claims held
 /// elsewhere would otherwise wait for their lease to lapse.
-pub fn release_claims(conn: &Connection, now_ms: i64) -> Result<usize, StoreError> {
+pub(super) fn release_claims(conn: &Connection, now_ms: i64) -> Result<usize, StoreError> {
     Ok(conn.execute(
         "UPDATE outbox SET status = 'queued', next_attempt_at = ?1 WHERE status = 'sending'",
         [now_ms],
     )?)
 }
 
-pub fn mark_mail_sent(conn: &Connection, id: i64, now_ms: i64) -> Result<(), StoreError> {
+pub(super) fn mark_mail_sent(conn: &Connection, id: i64, now_ms: i64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "UPDATE outbox SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
     )?
@@ -86,7 +75,7 @@ pub fn mark_mail_sent(conn: &Connection, id: i64, now_ms: i64) -> Result<(), Sto
 }
 
 /// Records a failed attempt: due again at `retry_at_ms`, or `failed` for good.
-pub fn mark_mail_failed(
+pub(super) fn mark_mail_failed(
     conn: &Connection,
     id: i64,
     error: &str,
@@ -103,7 +92,7 @@ pub fn mark_mail_failed(
 }
 
 /// Puts failed mail back in the queue (all of it, or the given ids). Returns how many.
-pub fn requeue_failed_mail(
+pub(super) fn requeue_failed_mail(
     conn: &Connection,
     ids: &[i64],
     now_ms: i64,
@@ -122,21 +111,8 @@ pub fn requeue_failed_mail(
     Ok(count)
 }
 
-/// A row of `outbox list`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct OutboxRow {
-    pub id: i64,
-    pub status: String,
-    pub kind: String,
-    pub recipient: String,
-    pub subject: String,
-    pub attempts: u32,
-    pub last_error: Option<String>,
-    pub cause: String,
-}
-
 /// Mail in a status (or not yet sent, with `None`), oldest first.
-pub fn list_outbox(
+pub(super) fn list_outbox(
     conn: &Connection,
     status: Option<&str>,
     limit: usize,
@@ -162,7 +138,7 @@ pub fn list_outbox(
 }
 
 /// Mail waiting to be sent: queued, or claimed and not yet marked.
-pub fn outbox_depth(conn: &Connection) -> Result<i64, StoreError> {
+pub(super) fn outbox_depth(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row(
         "SELECT count(*) FROM outbox WHERE status IN ('queued', 'sending')",
         [],

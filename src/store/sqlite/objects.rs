@@ -2,11 +2,14 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreError;
 use crate::domain::{Object, PaymentRequest, Payout, StatusRank, Version};
+use crate::store::{ObjectState, SetBy, StoreError};
 
 /// The version of the stored state of `object`'s id, if any.
-pub fn object_version(conn: &Connection, object: &Object) -> Result<Option<Version>, StoreError> {
+pub(super) fn object_version(
+    conn: &Connection,
+    object: &Object,
+) -> Result<Option<Version>, StoreError> {
     let sql = match object {
         Object::PaymentRequest(_) => {
             "SELECT event_created, status_rank FROM payment_requests WHERE id = ?1"
@@ -24,16 +27,8 @@ pub fn object_version(conn: &Connection, object: &Object) -> Result<Option<Versi
         .optional()?)
 }
 
-/// What set a stored state: the event (or sync snapshot) and its type.
-#[derive(Debug, Clone, Copy)]
-pub struct SetBy<'a> {
-    pub event_id: &'a str,
-    pub event_type: &'a str,
-    pub version: Version,
-}
-
 /// Stores `object` as the newest state of its id.
-pub fn save_object(
+pub(super) fn save_object(
     conn: &Connection,
     object: &Object,
     set_by: SetBy<'_>,
@@ -121,39 +116,13 @@ fn save_payout(conn: &Connection, po: &Payout, set_by: SetBy<'_>) -> Result<(), 
 }
 
 /// Empties the derived object tables, for a replay that rebuilds them from the log.
-pub fn clear_objects(conn: &Connection) -> Result<(), StoreError> {
+pub(super) fn clear_objects(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch("DELETE FROM payment_requests; DELETE FROM payouts;")?;
     Ok(())
 }
 
-/// The part of an object's state sync compares: its status, and for a
-/// request its attempts and retry date (a failed attempt keeps the status).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectState {
-    pub status: String,
-    pub attempts: Option<i64>,
-    pub next_retry_at: Option<i64>,
-}
-
-impl ObjectState {
-    pub fn of(object: &Object) -> Self {
-        match object {
-            Object::PaymentRequest(pr) => Self {
-                status: pr.status.as_str().to_string(),
-                attempts: pr.attempts,
-                next_retry_at: pr.next_retry_at,
-            },
-            Object::Payout(po) => Self {
-                status: po.status.as_str().to_string(),
-                attempts: None,
-                next_retry_at: None,
-            },
-        }
-    }
-}
-
 /// The stored state of `object`'s id, and its version.
-pub fn object_state(
+pub(super) fn object_state(
     conn: &Connection,
     object: &Object,
 ) -> Result<Option<(ObjectState, Version)>, StoreError> {

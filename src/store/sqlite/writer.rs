@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::StoreError;
+use crate::store::{Storage, StoreError};
 
 type Outcome<T> = Result<T, StoreError>;
 
@@ -34,7 +34,7 @@ struct TypedJob<F, T> {
 
 impl<F, T> Job for TypedJob<F, T>
 where
-    F: FnOnce(&Connection) -> Outcome<T> + Send,
+    F: FnOnce(&dyn Storage) -> Outcome<T> + Send,
     T: Send,
 {
     fn run(&mut self, conn: &Connection) -> bool {
@@ -82,7 +82,7 @@ impl Writer {
     /// Fails at once with [`StoreError::QueueFull`] rather than queue without bound.
     pub async fn write<F, T>(&self, work: F) -> Outcome<T>
     where
-        F: FnOnce(&Connection) -> Outcome<T> + Send + 'static,
+        F: FnOnce(&dyn Storage) -> Outcome<T> + Send + 'static,
         T: Send + 'static,
     {
         let (reply, result) = oneshot::channel();
@@ -138,9 +138,8 @@ mod tests {
 
     fn writer() -> (tempfile::TempDir, Writer) {
         let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open(dir.path().join("db")).unwrap();
-        conn.execute_batch("CREATE TABLE t (v INTEGER UNIQUE)")
-            .unwrap();
+        let mut conn = Connection::open(dir.path().join("db")).unwrap();
+        super::super::migrate(&mut conn).unwrap();
         let (writer, _thread) = Writer::start(conn, 64, 16);
         (dir, writer)
     }
@@ -148,7 +147,7 @@ mod tests {
     fn count(dir: &tempfile::TempDir) -> i64 {
         Connection::open(dir.path().join("db"))
             .unwrap()
-            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM settings", [], |r| r.get(0))
             .unwrap()
     }
 
@@ -157,13 +156,13 @@ mod tests {
         let (dir, writer) = writer();
         let jobs = (0..10).map(|i| {
             let writer = writer.clone();
-            // Job 5 inserts a row, then fails: only its own insert is undone.
+            // Job 5 writes a row, then fails: only its own write is undone.
             async move {
                 writer
-                    .write(move |conn| {
-                        conn.execute("INSERT INTO t (v) VALUES (?1)", [i])?;
+                    .write(move |store| {
+                        store.insert_setting(&format!("k{i}"), "v")?;
                         if i == 5 {
-                            conn.execute("INSERT INTO t (v) VALUES (?1)", [i])?;
+                            store.insert_setting(&format!("k{i}"), "again")?;
                         }
                         Ok(i)
                     })
@@ -179,10 +178,12 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_job_is_an_error_and_the_writer_lives_on() {
         let (dir, writer) = writer();
-        let panicked = writer.write(|_conn| -> Outcome<()> { panic!("bug") }).await;
+        let panicked = writer
+            .write(|_store| -> Outcome<()> { panic!("bug") })
+            .await;
         assert!(panicked.is_err());
         writer
-            .write(|conn| Ok(conn.execute("INSERT INTO t (v) VALUES (1)", [])?))
+            .write(|store| store.insert_setting("k", "v"))
             .await
             .unwrap();
         assert_eq!(count(&dir), 1);

@@ -2,12 +2,14 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreError;
 use crate::domain::{Event, EventState};
+use crate::store::{
+    EventCursor, EventFilter, EventPage, QuarantinedEvent, StoreError, StoredEvent,
+};
 
 /// Stores `event` in `state` unless its id is already stored. Returns whether
 /// it was new. An event without `created` is filed under its arrival second.
-pub fn insert_event(
+pub(super) fn insert_event(
     conn: &Connection,
     event: &Event,
     state: &EventState,
@@ -40,20 +42,17 @@ pub fn insert_event(
 }
 
 /// Records a new state for a stored event (replay).
-pub fn set_event_state(conn: &Connection, id: &str, state: &EventState) -> Result<(), StoreError> {
+pub(super) fn set_event_state(
+    conn: &Connection,
+    id: &str,
+    state: &EventState,
+) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE events SET state = ?2, reason = ?3 WHERE id = ?1")?
         .execute(params![id, state.as_str(), state.reason()])?;
     Ok(())
 }
 
-/// Where an event sits in the newest-first order, for `starting_after`.
-#[derive(Debug, Clone, Copy)]
-pub struct EventCursor {
-    created: i64,
-    seq: i64,
-}
-
-pub fn event_cursor(conn: &Connection, id: &str) -> Result<Option<EventCursor>, StoreError> {
+pub(super) fn event_cursor(conn: &Connection, id: &str) -> Result<Option<EventCursor>, StoreError> {
     Ok(conn
         .query_row(
             "SELECT created, seq FROM events WHERE id = ?1",
@@ -68,30 +67,7 @@ pub fn event_cursor(conn: &Connection, id: &str) -> Result<Option<EventCursor>, 
         .optional()?)
 }
 
-/// A stored event as the API lists it.
-#[derive(Debug, Clone)]
-pub struct StoredEvent {
-    pub id: String,
-    pub body: String,
-    pub state: String,
-    pub reason: Option<String>,
-}
-
-/// Stored events, newest first (by CasaPay's `created`, then by arrival).
-#[derive(Debug)]
-pub struct EventPage {
-    pub events: Vec<StoredEvent>,
-    pub has_more: bool,
-}
-
-/// Filters of an event listing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EventFilter<'a> {
-    pub kind: Option<&'a str>,
-    pub state: Option<&'a str>,
-}
-
-pub fn list_events(
+pub(super) fn list_events(
     conn: &Connection,
     filter: EventFilter<'_>,
     limit: usize,
@@ -124,7 +100,7 @@ pub fn list_events(
 
 /// Every stored event's arrival number and body in arrival order, `quarantined_only` or all:
 /// what replay walks. Read in pages so a long log is never held at once.
-pub fn events_after(
+pub(super) fn events_after(
     conn: &Connection,
     after_seq: i64,
     quarantined_only: bool,
@@ -143,17 +119,8 @@ pub fn events_after(
     Ok(rows)
 }
 
-/// An event waiting in quarantine.
-#[derive(Debug, Clone)]
-pub struct QuarantinedEvent {
-    pub id: String,
-    pub kind: String,
-    pub reason: Option<String>,
-    pub received_at_ms: i64,
-}
-
 /// Quarantined events, newest first, at most `limit`.
-pub fn quarantined_events(
+pub(super) fn quarantined_events(
     conn: &Connection,
     limit: usize,
 ) -> Result<Vec<QuarantinedEvent>, StoreError> {
@@ -175,7 +142,7 @@ pub fn quarantined_events(
 }
 
 /// How many events wait in quarantine.
-pub fn count_quarantined(conn: &Connection) -> Result<i64, StoreError> {
+pub(super) fn count_quarantined(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn
         .prepare_cached("SELECT count(*) FROM events WHERE state = 'quarantined'")?
         .query_row([], |row| row.get(0))?)

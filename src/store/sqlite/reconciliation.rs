@@ -1,43 +1,20 @@
 //! Loads what one period's reconciliation reads: a handful of queries for the
 //! period, and one more per property only for requests that carry no period.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::str::FromStr;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use rusqlite::{Connection, Row, params};
 
-use super::rent_roll::property_rent;
-use super::{StoreError, corrupt, due_dates, landlord_by_bank_account};
+use super::rent_roll::{due_dates, landlord_by_bank_account, property_rent};
 use crate::domain::{
     Currency, ExpectedRent, Money, PaymentRequest, PaymentRequestStatus, Payout, PayoutStatus,
     Period, PropertyKey, PropertyRent, StatusRank, StoredPayout, StoredRequest, Version,
 };
-
-/// Everything one period's reconciliation reads.
-#[derive(Debug, Clone, Default)]
-pub struct PeriodData {
-    /// The period's expected lines.
-    pub expected: Vec<ExpectedRent>,
-    /// Requests with `metadata.period` = the period, and requests without a
-    /// period created within [`UNDATED_MARGIN_DAYS`] of it.
-    pub requests: Vec<StoredRequest>,
-    /// Every property the period's lines or the loaded requests name, with the
-    /// due dates near the period of those an undated request names.
-    pub properties: HashMap<String, PropertyRent>,
-    /// Payment agreement → property id, for the agreements loaded requests carry.
-    pub agreements: HashMap<String, String>,
-    /// Payouts with `metadata.period` = the period, and those without a period
-    /// created in the period's month.
-    pub payouts: Vec<StoredPayout>,
-    /// Bank account → landlord, for loaded payouts that name no landlord.
-    pub bank_accounts: HashMap<String, String>,
-}
-
-/// How far outside its month an undated request may be created and still match
-/// one of its lines (the matching window, plus a day for time zones).
-pub const UNDATED_MARGIN_DAYS: i64 = 46;
+use crate::store::records::UNDATED_MARGIN_DAYS;
+use crate::store::{PeriodData, StoreError, corrupt};
 
 fn currency(text: &str) -> Result<Currency, StoreError> {
     Currency::parse(text).map_err(|_| corrupt("currency", text))
@@ -47,7 +24,7 @@ fn money(amount: i64, code: &str) -> Result<Money, StoreError> {
     Money::new(amount, currency(code)?).map_err(|_| corrupt("amount", &amount.to_string()))
 }
 
-pub fn load_period(
+pub(super) fn load_period(
     conn: &Connection,
     period: Period,
     timezone: &TimeZone,

@@ -1,0 +1,157 @@
+//! The values that cross the storage boundary: what the operations of
+//! [`super::Storage`] take and give back, whatever the engine.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::domain::{ExpectedRent, Object, PropertyRent, StoredPayout, StoredRequest, Version};
+
+/// Where an event sits in the newest-first order, for `starting_after`.
+#[derive(Debug, Clone, Copy)]
+pub struct EventCursor {
+    pub(in crate::store) created: i64,
+    pub(in crate::store) seq: i64,
+}
+
+/// A stored event as the API lists it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub id: String,
+    pub body: String,
+    pub state: String,
+    pub reason: Option<String>,
+}
+
+/// Stored events, newest first (by CasaPay's `created`, then by arrival).
+#[derive(Debug)]
+pub struct EventPage {
+    pub events: Vec<StoredEvent>,
+    pub has_more: bool,
+}
+
+/// Filters of an event listing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventFilter<'a> {
+    pub kind: Option<&'a str>,
+    pub state: Option<&'a str>,
+}
+
+/// An event waiting in quarantine.
+#[derive(Debug, Clone)]
+pub struct QuarantinedEvent {
+    pub id: String,
+    pub kind: String,
+    pub reason: Option<String>,
+    pub received_at_ms: i64,
+}
+
+/// What set a stored state: the event (or sync snapshot) and its type.
+#[derive(Debug, Clone, Copy)]
+pub struct SetBy<'a> {
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub version: Version,
+}
+
+/// The part of an object's state sync compares: its status, and for a
+/// request its attempts and retry date (a failed attempt keeps the status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectState {
+    pub status: String,
+    pub attempts: Option<i64>,
+    pub next_retry_at: Option<i64>,
+}
+
+impl ObjectState {
+    pub fn of(object: &Object) -> Self {
+        match object {
+            Object::PaymentRequest(pr) => Self {
+                status: pr.status.as_str().to_string(),
+                attempts: pr.attempts,
+                next_retry_at: pr.next_retry_at,
+            },
+            Object::Payout(po) => Self {
+                status: po.status.as_str().to_string(),
+                attempts: None,
+                next_retry_at: None,
+            },
+        }
+    }
+}
+
+/// A mail claimed for sending.
+#[derive(Debug, Clone)]
+pub struct ClaimedMail {
+    pub id: i64,
+    pub recipient: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub attempts: u32,
+}
+
+/// A row of `outbox list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub status: String,
+    pub kind: String,
+    pub recipient: String,
+    pub subject: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub cause: String,
+}
+
+/// Everything one period's reconciliation reads.
+#[derive(Debug, Clone, Default)]
+pub struct PeriodData {
+    /// The period's expected lines.
+    pub expected: Vec<ExpectedRent>,
+    /// Requests with `metadata.period` = the period, and requests without a
+    /// period created within [`UNDATED_MARGIN_DAYS`] of it.
+    pub requests: Vec<StoredRequest>,
+    /// Every property the period's lines or the loaded requests name, with the
+    /// due dates near the period of those an undated request names.
+    pub properties: HashMap<String, PropertyRent>,
+    /// Payment agreement → property id, for the agreements loaded requests carry.
+    pub agreements: HashMap<String, String>,
+    /// Payouts with `metadata.period` = the period, and those without a period
+    /// created in the period's month.
+    pub payouts: Vec<StoredPayout>,
+    /// Bank account → landlord, for loaded payouts that name no landlord.
+    pub bank_accounts: HashMap<String, String>,
+}
+
+/// How far outside its month an undated request may be created and still match
+/// one of its lines (the matching window, plus a day for time zones).
+pub(in crate::store) const UNDATED_MARGIN_DAYS: i64 = 46;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// Expected lines written (one per property and month).
+    pub lines: usize,
+    pub properties: usize,
+    pub landlords: usize,
+}
+
+/// An exception as a recorded report kept it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedException {
+    pub key: String,
+    pub kind: String,
+    pub subject: String,
+    pub detail: String,
+    pub since: String,
+}
+
+/// A finished sync run, as the daily report reads it.
+#[derive(Debug, Clone)]
+pub struct SyncRun {
+    pub id: String,
+    pub finished_at_ms: i64,
+    pub read: i64,
+    pub changed: i64,
+    pub error: Option<String>,
+}
