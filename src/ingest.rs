@@ -11,15 +11,13 @@ use serde::Serialize;
 use crate::casapay::event as wire;
 use crate::domain::{
     Content, Event, EventState, LandlordContact, Mode, Object, PaymentRequest, Payout, Period,
-    PropertyKey, PropertyRent, StoredRequest, Version,
+    PropertyKey, PropertyRent, RETRYING_EVENT_TYPE, StoredRequest, Version,
 };
 use crate::matching;
 use crate::notify::wording::{self, PayoutFacts, RequestFacts};
 use crate::notify::{self, MailPolicy, Reached};
 use crate::recon::rules;
 use crate::store::{SetBy, Storage, StoreError};
-
-const RETRYING: &str = "payment_request.retrying";
 
 /// How this deployment applies events.
 #[derive(Debug, Clone)]
@@ -128,7 +126,7 @@ fn reach(
             let stored = StoredRequest {
                 request: pr.clone(),
                 version,
-                set_by_retrying_event: event.kind == RETRYING,
+                set_by_retrying_event: event.kind == RETRYING_EVENT_TYPE,
             };
             queue_request_mails(store, &stored, policy, now_ms)
         }

@@ -17,7 +17,9 @@ pub use event::{Content, Event, EventState, Mode};
 pub use id::{MAX_ID_LEN, check_id};
 pub use mail::{MailDraft, MailKind};
 pub use money::{Currency, Money, MoneyError};
-pub use object::{Object, PaymentRequest, Payout, StoredPayout, StoredRequest, Version};
+pub use object::{
+    Object, PaymentRequest, Payout, RETRYING_EVENT_TYPE, StoredPayout, StoredRequest, Version,
+};
 pub use period::{Period, PeriodError};
 pub use rent::{ExpectedRent, LandlordContact, PropertyKey, PropertyRent};
 pub use secret::Secret;

@@ -88,6 +88,9 @@ impl Object {
     }
 }
 
+/// The event type by which CasaPay says an attempt failed and another comes.
+pub const RETRYING_EVENT_TYPE: &str = "payment_request.retrying";
+
 /// A PaymentRequest as stored: its newest state and what set it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRequest {

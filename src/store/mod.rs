@@ -6,14 +6,18 @@
 //! Storage`, so a second engine implements the trait and nothing else changes.
 
 mod credentials;
+mod period;
 mod records;
+mod rent_roll;
+mod rows;
 mod sqlite;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use crate::domain::{
-    Event, EventState, LandlordContact, MailDraft, Object, Period, PropertyRent, Version,
+    Event, EventState, ExpectedRent, LandlordContact, MailDraft, Object, Period, PropertyRent,
+    StoredPayout, StoredRequest, Version,
 };
 use crate::rent_roll::{RentRoll, RentRollErrors};
 
@@ -117,7 +121,13 @@ pub trait Storage {
 
     /// Writes an imported rent roll, or nothing if the database refuses part of
     /// it (a payment agreement or bank account another property or landlord has).
-    fn import_rent_roll(&self, roll: &RentRoll) -> Result<Result<ImportSummary, RentRollErrors>>;
+    fn import_rent_roll(&self, roll: &RentRoll) -> Result<Result<ImportSummary, RentRollErrors>> {
+        rent_roll::import(self, roll)
+    }
+    /// Upserts landlords, properties and lines (checked by `import_rent_roll`).
+    fn write_rent_roll(&self, roll: &RentRoll) -> Result<()>;
+    /// The properties other than `except_property` that keep `agreement`.
+    fn agreement_holders(&self, agreement: &str, except_property: &str) -> Result<Vec<String>>;
     /// The properties a request can name: by `property_id`, and by `agreement`
     /// (without due dates: the caller loads those of the one it picks).
     fn property_candidates(
@@ -141,7 +151,25 @@ pub trait Storage {
     // Reconciliation's reads.
 
     /// Everything one period's reconciliation reads.
-    fn load_period(&self, period: Period, timezone: &TimeZone) -> Result<PeriodData>;
+    fn load_period(&self, period: Period, timezone: &TimeZone) -> Result<PeriodData> {
+        period::load(self, period, timezone)
+    }
+    /// The period's expected lines, with their properties.
+    fn expected_rent(&self, period: Period) -> Result<Vec<ExpectedRent>>;
+    /// Requests with `metadata.period` = `period`, and those without a period
+    /// created in `undated_created` ([from, until), unix seconds).
+    fn requests_of_period(
+        &self,
+        period: Period,
+        undated_created: (i64, i64),
+    ) -> Result<Vec<StoredRequest>>;
+    /// Payouts with `metadata.period` = `period`, and those without a period
+    /// created in `undated_created` ([from, until), unix seconds).
+    fn payouts_of_period(
+        &self,
+        period: Period,
+        undated_created: (i64, i64),
+    ) -> Result<Vec<StoredPayout>>;
     /// Every period before `period` with expected rent, requests or payouts.
     fn periods_before(&self, period: &str) -> Result<Vec<String>>;
 

@@ -15,19 +15,19 @@ use std::path::Path;
 use std::time::Duration;
 
 use jiff::civil::Date;
-use jiff::tz::TimeZone;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::records::{
-    ClaimedMail, EventCursor, EventFilter, EventPage, ImportSummary, ObjectState, OutboxRow,
-    PeriodData, QuarantinedEvent, RecordedException, SetBy, SyncRun,
+    ClaimedMail, EventCursor, EventFilter, EventPage, ObjectState, OutboxRow, QuarantinedEvent,
+    RecordedException, SetBy, SyncRun,
 };
 use super::{Result, Storage, StoreError};
 use crate::domain::{
-    Event, EventState, LandlordContact, MailDraft, Object, Period, PropertyRent, Version,
+    Event, EventState, ExpectedRent, LandlordContact, MailDraft, Object, Period, PropertyRent,
+    StoredPayout, StoredRequest, Version,
 };
-use crate::rent_roll::{RentRoll, RentRollErrors};
+use crate::rent_roll::RentRoll;
 
 pub use writer::Writer;
 
@@ -193,8 +193,11 @@ impl Storage for Connection {
         objects::clear_objects(self)
     }
 
-    fn import_rent_roll(&self, roll: &RentRoll) -> Result<Result<ImportSummary, RentRollErrors>> {
-        rent_roll::import_rent_roll(self, roll)
+    fn write_rent_roll(&self, roll: &RentRoll) -> Result<()> {
+        rent_roll::write_rent_roll(self, roll)
+    }
+    fn agreement_holders(&self, agreement: &str, except_property: &str) -> Result<Vec<String>> {
+        rent_roll::agreement_holders(self, agreement, except_property)
     }
     fn property_candidates(
         &self,
@@ -220,8 +223,22 @@ impl Storage for Connection {
         rent_roll::learn_bank_account(self, landlord_id, bank_account)
     }
 
-    fn load_period(&self, period: Period, timezone: &TimeZone) -> Result<PeriodData> {
-        reconciliation::load_period(self, period, timezone)
+    fn expected_rent(&self, period: Period) -> Result<Vec<ExpectedRent>> {
+        reconciliation::expected_rent(self, period)
+    }
+    fn requests_of_period(
+        &self,
+        period: Period,
+        undated_created: (i64, i64),
+    ) -> Result<Vec<StoredRequest>> {
+        reconciliation::requests_of_period(self, period, undated_created)
+    }
+    fn payouts_of_period(
+        &self,
+        period: Period,
+        undated_created: (i64, i64),
+    ) -> Result<Vec<StoredPayout>> {
+        reconciliation::payouts_of_period(self, period, undated_created)
     }
     fn periods_before(&self, period: &str) -> Result<Vec<String>> {
         reports::periods_before(self, period)

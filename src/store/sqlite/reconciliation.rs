@@ -1,122 +1,15 @@
-//! Loads what one period's reconciliation reads: a handful of queries for the
-//! period, and one more per property only for requests that carry no period.
+//! The queries one period's reconciliation is assembled from (`store::period`).
 
-use std::collections::HashSet;
-use std::str::FromStr;
-
-use jiff::civil::Date;
-use jiff::tz::TimeZone;
 use rusqlite::{Connection, Row, params};
 
-use super::rent_roll::{due_dates, landlord_by_bank_account, property_rent};
-use crate::domain::{
-    Currency, ExpectedRent, Money, PaymentRequest, PaymentRequestStatus, Payout, PayoutStatus,
-    Period, PropertyKey, PropertyRent, StatusRank, StoredPayout, StoredRequest, Version,
-};
-use crate::store::records::UNDATED_MARGIN_DAYS;
-use crate::store::{PeriodData, StoreError, corrupt};
+use crate::domain::{ExpectedRent, Period, StoredPayout, StoredRequest};
+use crate::store::StoreError;
+use crate::store::rows::{ExpectedRow, PayoutRow, RequestRow};
 
-fn currency(text: &str) -> Result<Currency, StoreError> {
-    Currency::parse(text).map_err(|_| corrupt("currency", text))
-}
-
-fn money(amount: i64, code: &str) -> Result<Money, StoreError> {
-    Money::new(amount, currency(code)?).map_err(|_| corrupt("amount", &amount.to_string()))
-}
-
-pub(super) fn load_period(
+pub(super) fn expected_rent(
     conn: &Connection,
     period: Period,
-    timezone: &TimeZone,
-) -> Result<PeriodData, StoreError> {
-    let mut data = PeriodData {
-        expected: expected_rent(conn, period)?,
-        ..PeriodData::default()
-    };
-    for line in &data.expected {
-        if let Some(agreement) = &line.payment_agreement {
-            data.agreements
-                .insert(agreement.clone(), line.property_id.clone());
-        }
-        data.properties.insert(
-            line.property_id.clone(),
-            PropertyRent {
-                property_id: line.property_id.clone(),
-                landlord_id: line.landlord_id.clone(),
-                property_name: line.property_name.clone(),
-                due_dates: vec![(line.period, line.due_date)],
-            },
-        );
-    }
-    let margin = UNDATED_MARGIN_DAYS * 86_400;
-    let (start, end) = (period.start_in(timezone), period.next().start_in(timezone));
-    data.requests = payment_requests(conn, period, start - margin, end + margin)?;
-    load_named_properties(conn, &mut data, (period.shifted(-3), period.shifted(3)))?;
-    data.payouts = payouts(conn, period, start, end)?;
-    for payout in &data.payouts {
-        if let (None, Some(account)) = (&payout.payout.landlord_id, &payout.payout.destination)
-            && !data.bank_accounts.contains_key(account)
-            && let Some(landlord) = landlord_by_bank_account(conn, account)?
-        {
-            data.bank_accounts.insert(account.clone(), landlord);
-        }
-    }
-    Ok(data)
-}
-
-/// Adds the properties loaded requests name but the period's lines do not,
-/// and the nearby due dates of every property an undated request names.
-fn load_named_properties(
-    conn: &Connection,
-    data: &mut PeriodData,
-    window: (Period, Period),
-) -> Result<(), StoreError> {
-    let mut looked_up: HashSet<String> = HashSet::new();
-    let mut widened: HashSet<String> = HashSet::new();
-    let requests = std::mem::take(&mut data.requests);
-    for request in &requests {
-        let pr = &request.request;
-        let keys = [
-            pr.property_id.as_deref().map(PropertyKey::Id),
-            pr.payment_agreement.as_deref().map(PropertyKey::Agreement),
-        ];
-        for key in keys.into_iter().flatten() {
-            let known = match key {
-                PropertyKey::Id(id) => data.properties.contains_key(id).then(|| id.to_string()),
-                PropertyKey::Agreement(a) => data.agreements.get(a).cloned(),
-            };
-            let property_id = match known {
-                Some(id) => id,
-                None => {
-                    if !looked_up.insert(format!("{key:?}")) {
-                        continue;
-                    }
-                    let Some(found) = property_rent(conn, key, Some(window))? else {
-                        continue;
-                    };
-                    if let PropertyKey::Agreement(agreement) = key {
-                        data.agreements
-                            .insert(agreement.to_string(), found.property_id.clone());
-                    }
-                    widened.insert(found.property_id.clone());
-                    let id = found.property_id.clone();
-                    data.properties.entry(id.clone()).or_insert(found);
-                    id
-                }
-            };
-            if pr.period.is_none()
-                && widened.insert(property_id.clone())
-                && let Some(property) = data.properties.get_mut(&property_id)
-            {
-                property.due_dates = due_dates(conn, &property_id, Some(window))?;
-            }
-        }
-    }
-    data.requests = requests;
-    Ok(())
-}
-
-fn expected_rent(conn: &Connection, period: Period) -> Result<Vec<ExpectedRent>, StoreError> {
+) -> Result<Vec<ExpectedRent>, StoreError> {
     let mut statement = conn.prepare_cached(
         "SELECT e.property_id, e.landlord_id, e.amount, e.currency, e.due_date, e.commission_bps,
                 p.payment_agreement, p.name
@@ -124,32 +17,18 @@ fn expected_rent(conn: &Connection, period: Period) -> Result<Vec<ExpectedRent>,
          WHERE e.period = ?1",
     )?;
     let rows = statement.query_map([period.to_string()], |row: &Row<'_>| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, i64>(2)?,
-            row.get::<_, String>(3)?,
-            row.get::<_, String>(4)?,
-            row.get::<_, u32>(5)?,
-            row.get::<_, Option<String>>(6)?,
-            row.get::<_, Option<String>>(7)?,
-        ))
+        Ok(ExpectedRow {
+            property_id: row.get(0)?,
+            landlord_id: row.get(1)?,
+            amount: row.get(2)?,
+            currency: row.get(3)?,
+            due_date: row.get(4)?,
+            commission_bps: row.get(5)?,
+            payment_agreement: row.get(6)?,
+            property_name: row.get(7)?,
+        })
     })?;
-    let mut expected = Vec::new();
-    for row in rows {
-        let (property_id, landlord_id, amount, code, due, commission_bps, agreement, name) = row?;
-        expected.push(ExpectedRent {
-            property_id,
-            landlord_id,
-            period,
-            amount: money(amount, &code)?,
-            due_date: Date::from_str(&due).map_err(|_| corrupt("due date", &due))?,
-            commission_bps,
-            payment_agreement: agreement,
-            property_name: name,
-        });
-    }
-    Ok(expected)
+    rows.map(|row| row?.decode(period)).collect()
 }
 
 const REQUEST_COLUMNS: &str =
@@ -157,50 +36,30 @@ const REQUEST_COLUMNS: &str =
     next_retry_at, payment_method_used, property_id, period, created, event_created, status_rank,
     last_event_type";
 
-fn stored_request(row: &Row<'_>) -> rusqlite::Result<Result<StoredRequest, StoreError>> {
-    let code: String = row.get(3)?;
-    let status: String = row.get(4)?;
-    let amount: i64 = row.get(2)?;
-    let last_type: Option<String> = row.get(14)?;
-    let rank: u8 = row.get(13)?;
-    let build = |amount: Money, status: PaymentRequestStatus| -> rusqlite::Result<StoredRequest> {
-        Ok(StoredRequest {
-            request: PaymentRequest {
-                id: row.get(0)?,
-                payment_agreement: row.get(1)?,
-                amount,
-                status,
-                failure_reason: row.get(5)?,
-                attempts: row.get(6)?,
-                next_retry_at: row.get(7)?,
-                payment_method_used: row.get(8)?,
-                property_id: row.get(9)?,
-                period: row.get(10)?,
-                description: None,
-                created: row.get(11)?,
-            },
-            version: Version {
-                created: row.get(12)?,
-                rank: StatusRank(rank),
-            },
-            set_by_retrying_event: last_type.as_deref() == Some("payment_request.retrying"),
-        })
-    };
-    let amount = match money(amount, &code) {
-        Ok(amount) => amount,
-        Err(error) => return Ok(Err(error)),
-    };
-    match PaymentRequestStatus::parse(&status) {
-        Some(status) => build(amount, status).map(Ok),
-        None => Ok(Err(corrupt("status", &status))),
-    }
+fn request_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
+    Ok(RequestRow {
+        id: row.get(0)?,
+        payment_agreement: row.get(1)?,
+        amount: row.get(2)?,
+        currency: row.get(3)?,
+        status: row.get(4)?,
+        failure_reason: row.get(5)?,
+        attempts: row.get(6)?,
+        next_retry_at: row.get(7)?,
+        payment_method_used: row.get(8)?,
+        property_id: row.get(9)?,
+        period: row.get(10)?,
+        created: row.get(11)?,
+        event_created: row.get(12)?,
+        status_rank: row.get(13)?,
+        last_event_type: row.get(14)?,
+    })
 }
 
-fn payment_requests(
+pub(super) fn requests_of_period(
     conn: &Connection,
     period: Period,
-    undated_from: i64,
-    undated_until: i64,
+    (undated_from, undated_until): (i64, i64),
 ) -> Result<Vec<StoredRequest>, StoreError> {
     let mut statement = conn.prepare_cached(&format!(
         "SELECT {REQUEST_COLUMNS} FROM payment_requests WHERE period = ?1
@@ -210,20 +69,15 @@ fn payment_requests(
     ))?;
     let rows = statement.query_map(
         params![period.to_string(), undated_from, undated_until],
-        stored_request,
+        request_row,
     )?;
-    let mut requests = Vec::new();
-    for row in rows {
-        requests.push(row??);
-    }
-    Ok(requests)
+    rows.map(|row| row?.decode()).collect()
 }
 
-fn payouts(
+pub(super) fn payouts_of_period(
     conn: &Connection,
     period: Period,
-    created_from: i64,
-    created_until: i64,
+    (undated_from, undated_until): (i64, i64),
 ) -> Result<Vec<StoredPayout>, StoreError> {
     const COLUMNS: &str = "id, amount, currency, status, destination, arrival_date, failure_reason,
         failure_code, failure_message, landlord_id, period, created, event_created, status_rank";
@@ -233,57 +87,25 @@ fn payouts(
          SELECT {COLUMNS} FROM payouts WHERE period IS NULL AND created >= ?2 AND created < ?3"
     ))?;
     let rows = statement.query_map(
-        params![period.to_string(), created_from, created_until],
+        params![period.to_string(), undated_from, undated_until],
         |row| {
-            Ok((
-                (
-                    row.get::<_, String>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, Option<String>>(4)?,
-                    row.get::<_, Option<i64>>(5)?,
-                    row.get::<_, Option<String>>(6)?,
-                ),
-                (
-                    row.get::<_, Option<String>>(7)?,
-                    row.get::<_, Option<String>>(8)?,
-                    row.get::<_, Option<String>>(9)?,
-                    row.get::<_, Option<String>>(10)?,
-                    row.get::<_, i64>(11)?,
-                    row.get::<_, i64>(12)?,
-                    row.get::<_, u8>(13)?,
-                ),
-            ))
+            Ok(PayoutRow {
+                id: row.get(0)?,
+                amount: row.get(1)?,
+                currency: row.get(2)?,
+                status: row.get(3)?,
+                destination: row.get(4)?,
+                arrival_date: row.get(5)?,
+                failure_reason: row.get(6)?,
+                failure_code: row.get(7)?,
+                failure_message: row.get(8)?,
+                landlord_id: row.get(9)?,
+                period: row.get(10)?,
+                created: row.get(11)?,
+                event_created: row.get(12)?,
+                status_rank: row.get(13)?,
+            })
         },
     )?;
-    let mut payouts = Vec::new();
-    for row in rows {
-        let (
-            (id, amount, code, status, destination, arrival_date, failure_reason),
-            (failure_code, failure_message, landlord_id, period, created, event_created, rank),
-        ) = row?;
-        payouts.push(StoredPayout {
-            payout: Payout {
-                id,
-                amount: money(amount, &code)?,
-                status: PayoutStatus::parse(&status)
-                    .ok_or_else(|| corrupt("payout status", &status))?,
-                destination,
-                arrival_date,
-                failure_reason,
-                failure_code,
-                failure_message,
-                landlord_id,
-                period,
-                description: None,
-                created,
-            },
-            version: Version {
-                created: event_created,
-                rank: StatusRank(rank),
-            },
-        });
-    }
-    Ok(payouts)
+    rows.map(|row| row?.decode()).collect()
 }

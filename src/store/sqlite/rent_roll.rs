@@ -1,25 +1,15 @@
-//! Writing an imported rent roll: all of it in the caller's transaction, or nothing.
-
-use std::collections::HashMap;
+//! The rent roll as stored: landlords, properties and expected lines.
 
 use jiff::civil::Date;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::domain::{LandlordContact, Period, PropertyKey, PropertyRent};
-use crate::rent_roll::{RentRoll, RentRollErrors, RowError};
-use crate::store::{ImportSummary, StoreError, corrupt};
+use crate::domain::{LandlordContact, Period, PropertyRent};
+use crate::rent_roll::RentRoll;
+use crate::store::StoreError;
+use crate::store::rows;
 
-/// Checks what only the database can tell (a payment agreement already used by
-/// another stored property), then upserts. Writes nothing if that check fails.
-pub(super) fn import_rent_roll(
-    conn: &Connection,
-    roll: &RentRoll,
-) -> Result<Result<ImportSummary, RentRollErrors>, StoreError> {
-    let mut conflicts = agreement_conflicts(conn, roll)?;
-    conflicts.extend(bank_account_conflicts(conn, roll)?);
-    if !conflicts.is_empty() {
-        return Ok(Err(RentRollErrors(conflicts)));
-    }
+/// Upserts the roll's landlords, properties and lines.
+pub(super) fn write_rent_roll(conn: &Connection, roll: &RentRoll) -> Result<(), StoreError> {
     let mut landlord = conn.prepare_cached(
         "INSERT INTO landlords (id, name, email, notify, bank_account) VALUES (?1, ?2, ?3, coalesce(?4, 1), ?5)
          ON CONFLICT (id) DO UPDATE SET
@@ -59,114 +49,19 @@ pub(super) fn import_rent_roll(
             l.commission_bps,
         ])?;
     }
-    Ok(Ok(ImportSummary {
-        lines: roll.lines.len(),
-        properties: roll.properties.len(),
-        landlords: roll.landlords.len(),
-    }))
+    Ok(())
 }
 
-/// A bank account must name one landlord, or a payout without metadata could
-/// go to either: a stored landlord keeping account A conflicts with a file row
-/// giving A to another landlord, unless the same file moves the stored one.
-fn bank_account_conflicts(conn: &Connection, roll: &RentRoll) -> Result<Vec<RowError>, StoreError> {
-    let in_file: HashMap<&str, Option<&str>> = roll
-        .landlords
-        .iter()
-        .map(|l| (l.id.as_str(), l.bank_account.as_deref()))
-        .collect();
-    let mut conflicts = Vec::new();
-    for landlord in &roll.landlords {
-        let Some(account) = &landlord.bank_account else {
-            continue;
-        };
-        let Some(other) = landlord_by_bank_account(conn, account)? else {
-            continue;
-        };
-        let moved_away = matches!(in_file.get(other.as_str()), Some(Some(new)) if new != account);
-        if other != landlord.id && !moved_away {
-            conflicts.push(RowError {
-                line: landlord.line,
-                column: Some("bank_account".into()),
-                message: format!("bank account {account} is already stored for landlord {other}"),
-            });
-        }
-    }
-    Ok(conflicts)
-}
-
-/// A payment agreement must name one property, or the fallback match is ambiguous.
-/// A stored property keeping agreement A conflicts with a file row giving A to
-/// another property, unless the same file moves the stored one to another agreement.
-fn agreement_conflicts(conn: &Connection, roll: &RentRoll) -> Result<Vec<RowError>, StoreError> {
-    let in_file: HashMap<&str, Option<&str>> = roll
-        .properties
-        .iter()
-        .map(|p| (p.id.as_str(), p.payment_agreement.as_deref()))
-        .collect();
-    let mut holder =
-        conn.prepare_cached("SELECT id FROM properties WHERE payment_agreement = ?1 AND id != ?2")?;
-    let mut conflicts = Vec::new();
-    for property in &roll.properties {
-        let Some(agreement) = &property.payment_agreement else {
-            continue;
-        };
-        let holders = holder
-            .query_map(params![agreement, property.id], |row| {
-                row.get::<_, String>(0)
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        for other in holders {
-            let moved_away =
-                matches!(in_file.get(other.as_str()), Some(Some(new)) if new != agreement);
-            if !moved_away {
-                conflicts.push(RowError {
-                    line: property.line,
-                    column: Some("payment_agreement".into()),
-                    message: format!(
-                        "payment agreement {agreement} is already stored for property {other}"
-                    ),
-                });
-            }
-        }
-    }
-    Ok(conflicts)
-}
-
-/// A property with the due dates of its expected lines (all, or those in
-/// `within`), found by id or by payment agreement.
-pub(super) fn property_rent(
+/// The properties other than `except_property` that keep `agreement`.
+pub(super) fn agreement_holders(
     conn: &Connection,
-    key: PropertyKey<'_>,
-    within: Option<(Period, Period)>,
-) -> Result<Option<PropertyRent>, StoreError> {
-    let sql = match key {
-        PropertyKey::Id(_) => "SELECT id, landlord_id, name FROM properties WHERE id = ?1",
-        PropertyKey::Agreement(_) => {
-            "SELECT id, landlord_id, name FROM properties WHERE payment_agreement = ?1"
-        }
-    };
-    let (PropertyKey::Id(value) | PropertyKey::Agreement(value)) = key;
-    let Some((property_id, landlord_id, property_name)) = conn
-        .prepare_cached(sql)?
-        .query_row([value], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, Option<String>>(2)?,
-            ))
-        })
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    let due_dates = due_dates(conn, &property_id, within)?;
-    Ok(Some(PropertyRent {
-        property_id,
-        landlord_id,
-        property_name,
-        due_dates,
-    }))
+    agreement: &str,
+    except_property: &str,
+) -> Result<Vec<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM properties WHERE payment_agreement = ?1 AND id != ?2")?
+        .query_map(params![agreement, except_property], |row| row.get(0))?
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// The properties a request can name, in one query: the one whose id is
@@ -222,10 +117,7 @@ pub(super) fn due_dates(
     let mut dates = Vec::new();
     for row in rows {
         let (period, due) = row?;
-        dates.push((
-            period.parse().map_err(|_| corrupt("period", &period))?,
-            due.parse().map_err(|_| corrupt("due date", &due))?,
-        ));
+        dates.push((rows::period(&period)?, rows::date(&due)?));
     }
     Ok(dates)
 }
