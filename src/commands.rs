@@ -18,7 +18,7 @@ use crate::rent_roll;
 use crate::report::{self, render::render_report, render::report_mail};
 use crate::sim;
 use crate::startup::{self, Application};
-use crate::store::{self, Storage};
+use crate::store::{self, Location};
 use crate::trigger::{self, Sample};
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -108,14 +108,14 @@ fn stored_secret(settings: &Settings) -> anyhow::Result<Secret> {
             settings.database.display()
         )
     };
-    if !settings.database.exists() {
+    if let Location::Sqlite(path) = Location::of(&settings.database)
+        && !path.exists()
+    {
         return Err(missing());
     }
-    let conn = rusqlite::Connection::open_with_flags(
-        &settings.database,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )?;
-    store::stored_webhook_secret(&conn)
+    startup::open_database(settings)?
+        .reads()
+        .read(|store| store::stored_webhook_secret(store))
         .ok()
         .flatten()
         .ok_or_else(missing)
@@ -131,10 +131,9 @@ pub fn import_rent_roll(settings: &Settings, file: &std::path::Path) -> anyhow::
         anyhow::anyhow!("{errors}")
     };
     let roll = rent_roll::parse(&bytes).map_err(rejected)?;
-    let mut conn = startup::open_database(settings)?;
-    let tx = conn.transaction()?;
-    let summary = tx.import_rent_roll(&roll)?.map_err(rejected)?;
-    tx.commit()?;
+    let summary = startup::open_database(settings)?
+        .transaction(|store| store.import_rent_roll(&roll))?
+        .map_err(rejected)?;
     println!(
         "imported {} expected lines ({} properties, {} landlords) from {}",
         summary.lines,
@@ -160,14 +159,15 @@ fn as_of_or_today(as_of: Option<&str>, settings: &Settings) -> anyhow::Result<ji
 pub fn reconcile(settings: &Settings, args: &ReconcileArgs) -> anyhow::Result<()> {
     let period: Period = args.period.parse()?;
     let as_of = as_of_or_today(args.as_of.as_deref(), settings)?;
-    let conn = startup::open_database(settings)?;
-    let reconciliation = recon::reconcile_stored(
-        &conn,
-        period,
-        as_of,
-        &settings.timezone,
-        args.landlord.as_deref(),
-    )?;
+    let reconciliation = startup::open_database(settings)?.reads().read(|store| {
+        recon::reconcile_stored(
+            store,
+            period,
+            as_of,
+            &settings.timezone,
+            args.landlord.as_deref(),
+        )
+    })?;
     print!("{}", render::render(&reconciliation, args.format));
     if args.format == Format::Json {
         println!();
@@ -239,8 +239,10 @@ pub async fn daily_report(settings: &Settings, args: &DailyReportArgs) -> anyhow
             .with_context(|| format!("--date `{text}` is not a date YYYY-MM-DD"))?,
         None => report::yesterday(jiff::Timestamp::now(), &settings.timezone),
     };
-    let conn = startup::open_database(settings)?;
-    let mut built = report::build_daily_report(&conn, date, &settings.timezone)?;
+    let database = startup::open_database(settings)?;
+    let mut built = database
+        .reads()
+        .read(|store| report::build_daily_report(store, date, &settings.timezone))?;
     if let Some(key) = &settings.api_key {
         let client = ApiClient::new(&settings.api_base, key.clone(), RetryPolicy::default())?;
         report::balance::check(&mut built, report::balance::fetch(&client).await);
@@ -258,10 +260,13 @@ pub async fn daily_report(settings: &Settings, args: &DailyReportArgs) -> anyhow
     // Sent by hand: its own cause, so it never stands in for the scheduled one.
     let now = jiff::Timestamp::now().as_millisecond();
     let cause = format!("report:{date}:by-hand:{now}");
-    for recipient in &settings.report_to {
-        conn.queue_mail(&cause, &report_mail(&built, recipient), now)?;
-    }
-    let (writer, writer_thread) = store::Writer::start(conn, 64, 64);
+    database.transaction(|store| {
+        for recipient in &settings.report_to {
+            store.queue_mail(&cause, &report_mail(&built, recipient), now)?;
+        }
+        Ok(())
+    })?;
+    let (writer, writer_thread) = database.start_writer()?;
     let transport = Transport::new(settings.smtp_url.as_ref(), &settings.mail_dir)?;
     let mailer = Mailer::new(transport, settings, writer.clone())?;
     while mailer.deliver_cause(&cause).await? > 0 {}
@@ -276,7 +281,9 @@ pub async fn daily_report(settings: &Settings, args: &DailyReportArgs) -> anyhow
         })
         .await?;
     drop((mailer, writer));
-    let _ = writer_thread.join();
+    if let Some(thread) = writer_thread {
+        let _ = thread.join();
+    }
     if unsent > 0 {
         eprintln!(
             "{unsent} report mail(s) not delivered yet; `serve` retries them (see `casapay-recon outbox list`)"
@@ -289,11 +296,10 @@ pub async fn daily_report(settings: &Settings, args: &DailyReportArgs) -> anyhow
 
 /// Replays in one transaction: a failure changes nothing.
 pub fn replay_events(settings: &Settings, quarantined: bool) -> anyhow::Result<()> {
-    let mut conn = startup::open_database(settings)?;
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let now = jiff::Timestamp::now().as_millisecond();
-    let summary = ingest::replay(&*tx, quarantined, &startup::ingest_policy(settings), now)?;
-    tx.commit()?;
+    let policy = startup::ingest_policy(settings);
+    let summary = startup::open_database(settings)?
+        .transaction(|store| ingest::replay(store, quarantined, &policy, now))?;
     println!(
         "replayed {} event(s): {} applied, {} superseded, {} recorded, {} quarantined, {} other mode; {} mail(s) queued{}",
         summary.events,
@@ -313,10 +319,12 @@ pub fn replay_events(settings: &Settings, quarantined: bool) -> anyhow::Result<(
 }
 
 pub fn outbox(settings: &Settings, command: &OutboxCommand) -> anyhow::Result<()> {
-    let conn = startup::open_database(settings)?;
+    let database = startup::open_database(settings)?;
     match command {
         OutboxCommand::List { status, limit } => {
-            let rows = conn.list_outbox(status.as_deref(), *limit)?;
+            let rows = database
+                .reads()
+                .read(|store| store.list_outbox(status.as_deref(), *limit))?;
             if rows.is_empty() {
                 println!("no mail");
             }
@@ -336,7 +344,8 @@ pub fn outbox(settings: &Settings, command: &OutboxCommand) -> anyhow::Result<()
             }
         }
         OutboxCommand::Retry { ids } => {
-            let count = conn.requeue_failed_mail(ids, jiff::Timestamp::now().as_millisecond())?;
+            let now = jiff::Timestamp::now().as_millisecond();
+            let count = database.transaction(|store| store.requeue_failed_mail(ids, now))?;
             println!("{count} failed mail(s) queued again; `serve` delivers them");
         }
     }
@@ -473,8 +482,7 @@ pub async fn sync(settings: &Settings, args: &SyncArgs) -> anyhow::Result<()> {
             .as_second(),
         None => jiff::Timestamp::now().as_second() - crate::sync::DEFAULT_DAYS_BACK * 86_400,
     };
-    let conn = startup::open_database(settings)?;
-    let (writer, writer_thread) = store::Writer::start(conn, 64, 64);
+    let (writer, writer_thread) = startup::open_database(settings)?.start_writer()?;
     let syncer = startup::syncer(settings, &writer, crate::domain::Clock::System)?.context(
         "sync needs CASAPAY_API_KEY (and CASAPAY_API_BASE for anything but api.casapay.com)",
     )?;
@@ -482,7 +490,9 @@ pub async fn sync(settings: &Settings, args: &SyncArgs) -> anyhow::Result<()> {
     let result = syncer.run(since, args.dry_run, &progress).await;
     progress.finish_and_clear();
     drop((syncer, writer));
-    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    if let Some(thread) = writer_thread {
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
     let summary = result?;
     print!("{}", crate::sync::render_summary(&summary));
     if summary.mails_queued > 0 {
@@ -496,8 +506,9 @@ pub async fn sync(settings: &Settings, args: &SyncArgs) -> anyhow::Result<()> {
 
 pub fn arrears(settings: &Settings, args: &ArrearsArgs) -> anyhow::Result<()> {
     let as_of = as_of_or_today(args.as_of.as_deref(), settings)?;
-    let conn = startup::open_database(settings)?;
-    let arrears = recon::arrears::arrears_stored(&conn, as_of, &settings.timezone)?;
+    let arrears = startup::open_database(settings)?
+        .reads()
+        .read(|store| recon::arrears::arrears_stored(store, as_of, &settings.timezone))?;
     print!("{}", render::render_arrears(&arrears, args.format));
     if args.format == Format::Json {
         println!();

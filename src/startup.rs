@@ -16,7 +16,9 @@ use crate::ingest::IngestPolicy;
 use crate::notify::MailPolicy;
 use crate::notify::delivery::{MailError, Mailer, Transport};
 use crate::report::scheduler::Scheduler;
-use crate::store::{self, Credentials, GeneratedCredential, ReadPool, Storage, StoreError, Writer};
+use crate::store::{
+    self, Credentials, Database, GeneratedCredential, Location, ReadPool, StoreError, Writer,
+};
 use crate::sync::{self, Syncer};
 
 /// Largest rent roll accepted over HTTP: ample for 100,000 properties × 12 months.
@@ -63,7 +65,8 @@ pub struct Application {
     mailer: Mailer,
     scheduler: Scheduler,
     mail_wake: Arc<tokio::sync::Notify>,
-    writer_thread: JoinHandle<()>,
+    /// SQLite's writer thread, joined once every write is done.
+    writer_thread: Option<JoinHandle<()>>,
     /// Syncs every `CASAPAY_SYNC_EVERY`, when set.
     periodic_sync: Option<(Arc<Syncer>, std::time::Duration)>,
     /// `/metrics` on `CASAPAY_METRICS_BIND`, apart from the webhook listener.
@@ -82,12 +85,13 @@ fn database_error(settings: &Settings) -> impl Fn(StoreError) -> StartupError + 
 }
 
 /// Opens and migrates the database; used by every command that touches it.
-pub fn open_database(settings: &Settings) -> Result<rusqlite::Connection, StartupError> {
-    let database_error = database_error(settings);
-    let mut conn =
-        store::open_writer(&settings.database, settings.busy_timeout).map_err(database_error)?;
-    store::migrate(&mut conn).map_err(database_error)?;
-    Ok(conn)
+pub fn open_database(settings: &Settings) -> Result<Database, StartupError> {
+    let options = store::Options {
+        wait: settings.busy_timeout,
+        write_queue: settings.write_queue,
+        write_batch: settings.write_batch,
+    };
+    Database::open(&Location::of(&settings.database), options).map_err(database_error(settings))
 }
 
 /// A syncer for these settings, when an API key is set.
@@ -126,31 +130,35 @@ impl Application {
     pub fn build_with_clock(settings: &Settings, clock: Clock) -> Result<Self, StartupError> {
         crate::metrics::handle();
         crate::casapay::client::install_tls_provider();
-        let conn = open_database(settings)?;
+        let database = open_database(settings)?;
         let database_error = database_error(settings);
-        let (credentials, generated) = Credentials::load_or_generate(
-            &conn,
-            settings.webhook_secrets.as_deref(),
-            settings.admin_token.as_ref(),
-        )
-        .map_err(database_error)?;
-        let reads = store::open_read_pool(&settings.database, settings.busy_timeout, 8)
+        let (credentials, generated) = database
+            .transaction(|store| {
+                Credentials::load_or_generate(
+                    store,
+                    settings.webhook_secrets.as_deref(),
+                    settings.admin_token.as_ref(),
+                )
+            })
             .map_err(database_error)?;
+        let reads = database.reads();
         let listener = TcpListener::bind(&settings.bind).map_err(|source| StartupError::Bind {
             bind: settings.bind.clone(),
             source,
         })?;
         let port = listener.local_addr()?.port();
-        // This process is the database's one mail worker: what a killed one
-        // had claimed is due now, not when its lease lapses.
-        let released = conn
-            .release_claims(jiff::Timestamp::now().as_millisecond())
-            .map_err(database_error)?;
-        if released > 0 {
-            tracing::info!(released, "mail claimed by a stopped process is due again");
+        if database.single_instance() {
+            // This process is the database's one mail worker: what a killed one
+            // had claimed is due now, not when its lease lapses.
+            let now = jiff::Timestamp::now().as_millisecond();
+            let released = database
+                .transaction(|store| store.release_claims(now))
+                .map_err(database_error)?;
+            if released > 0 {
+                tracing::info!(released, "mail claimed by a stopped process is due again");
+            }
         }
-        let (writer, writer_thread) =
-            Writer::start(conn, settings.write_queue, settings.write_batch);
+        let (writer, writer_thread) = database.start_writer().map_err(database_error)?;
         let transport = Transport::new(settings.smtp_url.as_ref(), &settings.mail_dir)?;
         let mailer = Mailer::new(transport, settings, writer.clone())?;
         let mail_wake = Arc::new(tokio::sync::Notify::new());
@@ -224,9 +232,9 @@ impl Application {
             None => None,
         };
         // Started: only now are generated credentials kept (and then shown).
-        let conn = store::open_writer(&settings.database, settings.busy_timeout)
+        database
+            .transaction(|store| store::keep_generated(store, &generated))
             .map_err(database_error)?;
-        store::keep_generated(&conn, &generated).map_err(database_error)?;
         Ok(Self {
             port,
             server,
@@ -283,11 +291,12 @@ impl Application {
         mailer.await.map_err(std::io::Error::other)?;
         scheduler.await.map_err(std::io::Error::other)?;
         refresher.await.map_err(std::io::Error::other)?;
-        let writer_thread = self.writer_thread;
-        tokio::task::spawn_blocking(move || writer_thread.join())
-            .await
-            .map_err(std::io::Error::other)?
-            .map_err(|_| std::io::Error::other("the writer thread panicked"))?;
+        if let Some(writer_thread) = self.writer_thread {
+            tokio::task::spawn_blocking(move || writer_thread.join())
+                .await
+                .map_err(std::io::Error::other)?
+                .map_err(|_| std::io::Error::other("the writer thread panicked"))?;
+        }
         tracing::info!("stopped");
         Ok(())
     }

@@ -27,8 +27,7 @@ pub async fn get_arrears(
     let format = query.format.unwrap_or(Format::Json);
     let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
     let body = web::block(move || -> Result<String, ApiError> {
-        let conn = pool.get()?;
-        let arrears = arrears::arrears_stored(&*conn, as_of, &timezone)?;
+        let arrears = pool.read(|store| arrears::arrears_stored(store, as_of, &timezone))?;
         Ok(render::render_arrears(&arrears, format))
     })
     .await??;

@@ -123,10 +123,7 @@ pub async fn dashboard(
     };
     let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
     let reconciliation = web::block(move || -> Result<Reconciliation, ApiError> {
-        let conn = pool.get()?;
-        Ok(recon::reconcile_stored(
-            &*conn, period, today, &timezone, None,
-        )?)
+        Ok(pool.read(|store| recon::reconcile_stored(store, period, today, &timezone, None))?)
     })
     .await??;
     let query = query.into_inner();

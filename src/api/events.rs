@@ -90,18 +90,19 @@ pub async fn list_events(
     let limit = limit.map_or(DEFAULT_LIMIT, |Limit(limit)| limit);
     let pool = state.reads.clone();
     let page = web::block(move || -> Result<_, ApiError> {
-        let conn = pool.get()?;
-        let after = match starting_after {
-            Some(id) => Some(conn.event_cursor(&id)?.ok_or_else(|| {
-                ApiError::InvalidRequest(format!("starting_after: no event `{id}`"))
-            })?),
-            None => None,
-        };
-        let filter = EventFilter {
-            kind: kind.as_deref(),
-            state: wanted.as_ref().map(|StateFilter(s)| s.as_str()),
-        };
-        Ok(conn.list_events(filter, limit, after)?)
+        pool.read(|store| {
+            let after = match starting_after {
+                Some(id) => Some(store.event_cursor(&id)?.ok_or_else(|| {
+                    ApiError::InvalidRequest(format!("starting_after: no event `{id}`"))
+                })?),
+                None => None,
+            };
+            let filter = EventFilter {
+                kind: kind.as_deref(),
+                state: wanted.as_ref().map(|StateFilter(s)| s.as_str()),
+            };
+            Ok(store.list_events(filter, limit, after)?)
+        })
     })
     .await??;
     let mut data = Vec::with_capacity(page.events.len());

@@ -29,13 +29,22 @@ pub struct MetricsRefresh {
 
 impl MetricsRefresh {
     fn refresh(&self) -> Result<(), StoreError> {
-        let conn = self.reads.get()?;
         let today = self.clock.now().to_zoned(self.timezone.clone()).date();
-        let depth = conn.outbox_depth()?;
-        let quarantined = conn.count_quarantined()?;
-        let last = conn.last_daily_report()?.and_then(|d| d.parse().ok());
-        let current =
-            recon::reconcile_stored(&*conn, Period::of_date(today), today, &self.timezone, None)?;
+        let (depth, quarantined, last, current) = self.reads.read(|store| {
+            let current = recon::reconcile_stored(
+                store,
+                Period::of_date(today),
+                today,
+                &self.timezone,
+                None,
+            )?;
+            Ok::<_, StoreError>((
+                store.outbox_depth()?,
+                store.count_quarantined()?,
+                store.last_daily_report()?.and_then(|d| d.parse().ok()),
+                current,
+            ))
+        })?;
         // Every kind, so a kind that went back to zero reads 0, not its last value.
         let mut counts: BTreeMap<ExceptionKind, usize> =
             ExceptionKind::ALL.iter().map(|k| (*k, 0)).collect();

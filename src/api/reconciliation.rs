@@ -74,9 +74,9 @@ pub async fn get_reconciliation(
         query.starting_after,
     );
     let body = web::block(move || -> Result<String, ApiError> {
-        let conn = pool.get()?;
-        let mut reconciliation =
-            recon::reconcile_stored(&*conn, period, as_of, &timezone, landlord.as_deref())?;
+        let mut reconciliation = pool.read(|store| {
+            recon::reconcile_stored(store, period, as_of, &timezone, landlord.as_deref())
+        })?;
         reconciliation.retain_lines(&filter);
         let Some(Limit(limit)) = limit else {
             return Ok(render::render(&reconciliation, format));

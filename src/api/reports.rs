@@ -35,8 +35,7 @@ pub async fn get_daily_report(
     };
     let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
     let body = web::block(move || -> Result<String, ApiError> {
-        let conn = pool.get()?;
-        let mut built = report::build_daily_report(&*conn, date, &timezone)?;
+        let mut built = pool.read(|store| report::build_daily_report(store, date, &timezone))?;
         if let Some(fetched) = fetched {
             balance::check(&mut built, fetched);
         }

@@ -62,10 +62,9 @@ impl Scheduler {
         let settings = Arc::clone(&self.settings);
         let clock = self.clock;
         let dates = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            let conn = pool.get()?;
             let now = clock.now().to_zoned(settings.timezone.clone());
-            let last = conn
-                .last_daily_report()?
+            let last = pool
+                .read(|store| store.last_daily_report())?
                 .and_then(|d| d.parse::<Date>().ok());
             Ok(dates_due(&now, settings.report_at, last))
         })
@@ -91,16 +90,17 @@ impl Scheduler {
         let pool = self.reads.clone();
         let settings = Arc::clone(&self.settings);
         let reports = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            let conn = pool.get()?;
-            let mut reports = Vec::new();
-            for date in dates {
-                let mut report = build_daily_report(&*conn, date, &settings.timezone)?;
-                if let Some(fetched) = &fetched {
-                    balance::check(&mut report, fetched.clone());
+            pool.read(|store| {
+                let mut reports = Vec::new();
+                for date in dates {
+                    let mut report = build_daily_report(store, date, &settings.timezone)?;
+                    if let Some(fetched) = &fetched {
+                        balance::check(&mut report, fetched.clone());
+                    }
+                    reports.push((date, report));
                 }
-                reports.push((date, report));
-            }
-            Ok(reports)
+                Ok(reports)
+            })
         })
         .await
         .map_err(|_| StoreError::ShuttingDown)??;

@@ -1,16 +1,21 @@
 //! The storage boundary: every operation the rest of the program asks of a
 //! database, in domain types ([`Storage`]), and the engine that does them.
 //!
-//! Only `sqlite/` holds SQL; `schema.sql` is the schema's single source of
-//! truth. Handlers, ingest, reconciliation, reports and mail see `&dyn
+//! Only the engines hold SQL: `sqlite/` (the default, one instance; its
+//! schema `schema.sql`) and `postgres/` (several instances; `schema.postgres.sql`). Handlers, ingest, reconciliation, reports and mail see `&dyn
 //! Storage`, so a second engine implements the trait and nothing else changes.
 
 mod credentials;
 mod period;
+mod postgres;
 mod records;
 mod rent_roll;
 mod rows;
 mod sqlite;
+
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -26,12 +31,16 @@ pub use records::{
     ClaimedMail, EventCursor, EventFilter, EventPage, ImportSummary, ObjectState, OutboxRow,
     PeriodData, QuarantinedEvent, RecordedException, SetBy, StoredEvent, SyncRun,
 };
-pub use sqlite::{ReadPool, SCHEMA_VERSION, Writer, migrate, open_read_pool, open_writer};
+pub use sqlite::{SCHEMA_VERSION, migrate, open_writer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error("database settings: {0}")]
+    Config(String),
     #[error("database connection pool: {0}")]
     Pool(#[from] r2d2::Error),
     #[error("the batch this write was in could not be committed: {0}")]
@@ -60,7 +69,11 @@ impl StoreError {
             | StoreError::BatchFailed(_)
             | StoreError::Pool(_) => true,
             StoreError::Sqlite(error) => sqlite::is_transient(error),
-            StoreError::Corrupt(_) | StoreError::SchemaTooNew { .. } | StoreError::Io(_) => false,
+            StoreError::Postgres(error) => postgres::is_transient(error),
+            StoreError::Corrupt(_)
+            | StoreError::SchemaTooNew { .. }
+            | StoreError::Io(_)
+            | StoreError::Config(_) => false,
         }
     }
 }
@@ -71,6 +84,158 @@ fn corrupt(what: &str, value: &str) -> StoreError {
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Where the data lives: `CASAPAY_DATABASE` is a file path (SQLite) or a
+/// `postgres://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Location {
+    pub fn of(setting: &Path) -> Self {
+        let text = setting.to_string_lossy();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Location::Postgres(text.into_owned())
+        } else {
+            Location::Sqlite(setting.to_path_buf())
+        }
+    }
+}
+
+/// How to open a database.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// How long a write waits for a lock or a connection.
+    pub wait: Duration,
+    /// Writes that may wait at once before one is refused (503).
+    pub write_queue: usize,
+    /// Most writes one SQLite commit takes (group commit).
+    pub write_batch: usize,
+}
+
+/// An open, migrated database.
+pub enum Database {
+    Sqlite {
+        path: PathBuf,
+        options: Options,
+        reads: sqlite::ReadPool,
+    },
+    Postgres {
+        pool: postgres::Pool,
+        options: Options,
+    },
+}
+
+impl Database {
+    /// Opens the database, creating and migrating it as needed.
+    pub fn open(location: &Location, options: Options) -> Result<Self> {
+        match location {
+            Location::Sqlite(path) => {
+                let mut conn = sqlite::open_writer(path, options.wait)?;
+                sqlite::migrate(&mut conn)?;
+                Ok(Database::Sqlite {
+                    path: path.clone(),
+                    options,
+                    reads: sqlite::open_read_pool(path, options.wait, 8)?,
+                })
+            }
+            Location::Postgres(url) => Ok(Database::Postgres {
+                pool: postgres::Pool::open(url, 16, options.wait)?,
+                options,
+            }),
+        }
+    }
+
+    /// Whether this process is the database's only user (SQLite): what a
+    /// killed process had claimed can be released at start.
+    pub fn single_instance(&self) -> bool {
+        matches!(self, Database::Sqlite { .. })
+    }
+
+    /// Runs `work` in one transaction now, on this thread: for start-up and
+    /// commands, apart from the service's writer.
+    pub fn transaction<T>(&self, work: impl FnOnce(&dyn Storage) -> Result<T>) -> Result<T> {
+        match self {
+            Database::Sqlite { path, options, .. } => {
+                let mut conn = sqlite::open_writer(path, options.wait)?;
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let result = work(&*tx)?;
+                tx.commit()?;
+                Ok(result)
+            }
+            Database::Postgres { pool, .. } => pool.transaction(work),
+        }
+    }
+
+    pub fn reads(&self) -> ReadPool {
+        match self {
+            Database::Sqlite { reads, .. } => ReadPool::Sqlite(reads.clone()),
+            Database::Postgres { pool, .. } => ReadPool::Postgres(pool.clone()),
+        }
+    }
+
+    /// Starts taking writes: SQLite's single writer thread (returned, to join
+    /// at shutdown), or PostgreSQL's pooled transactions.
+    pub fn start_writer(&self) -> Result<(Writer, Option<JoinHandle<()>>)> {
+        match self {
+            Database::Sqlite { path, options, .. } => {
+                let conn = sqlite::open_writer(path, options.wait)?;
+                let (writer, thread) =
+                    sqlite::Writer::start(conn, options.write_queue, options.write_batch);
+                Ok((Writer::Sqlite(writer), Some(thread)))
+            }
+            Database::Postgres { pool, options } => Ok((
+                Writer::Postgres(postgres::Writer::new(pool.clone(), options.write_queue)),
+                None,
+            )),
+        }
+    }
+}
+
+/// Where writes go; cheap to clone. A write's result comes back once committed.
+#[derive(Clone)]
+pub enum Writer {
+    Sqlite(sqlite::Writer),
+    Postgres(postgres::Writer),
+}
+
+impl Writer {
+    /// Runs `work` in a transaction and returns its result once committed.
+    /// Fails at once with [`StoreError::QueueFull`] rather than queue without bound.
+    pub async fn write<F, T>(&self, work: F) -> Result<T>
+    where
+        F: FnOnce(&dyn Storage) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self {
+            Writer::Sqlite(writer) => writer.write(work).await,
+            Writer::Postgres(writer) => writer.write(work).await,
+        }
+    }
+}
+
+/// Read connections for the API, reports and reconciliation; cheap to clone.
+#[derive(Clone)]
+pub enum ReadPool {
+    Sqlite(sqlite::ReadPool),
+    Postgres(postgres::Pool),
+}
+
+impl ReadPool {
+    /// Runs `work` on a read connection (blocking: call from a blocking thread).
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        work: impl FnOnce(&dyn Storage) -> Result<T, E>,
+    ) -> Result<T, E> {
+        match self {
+            ReadPool::Sqlite(pool) => work(&*pool.get()?),
+            ReadPool::Postgres(pool) => pool.read(work),
+        }
+    }
+}
 
 /// What the program asks of a database. Writes run inside the writer's
 /// transaction (one event, its effect and its mails commit together); reads

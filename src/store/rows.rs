@@ -9,9 +9,18 @@ use jiff::civil::Date;
 
 use super::{StoreError, corrupt};
 use crate::domain::{
-    Currency, ExpectedRent, Money, PaymentRequest, PaymentRequestStatus, Payout, PayoutStatus,
-    Period, RETRYING_EVENT_TYPE, StatusRank, StoredPayout, StoredRequest, Version,
+    Currency, Event, ExpectedRent, Money, PaymentRequest, PaymentRequestStatus, Payout,
+    PayoutStatus, Period, RETRYING_EVENT_TYPE, StatusRank, StoredPayout, StoredRequest, Version,
 };
+
+/// Where an event came from: a sync writes snapshots as `*.synced` events.
+pub(super) fn source_of(event: &Event) -> &'static str {
+    if event.kind.ends_with(".synced") {
+        "sync"
+    } else {
+        "webhook"
+    }
+}
 
 pub(super) fn money(amount: i64, code: &str) -> Result<Money, StoreError> {
     let currency = Currency::parse(code).map_err(|_| corrupt("currency", code))?;

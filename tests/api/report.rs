@@ -8,7 +8,7 @@ use casapay_recon::config::Settings;
 use casapay_recon::domain::Clock;
 use casapay_recon::domain::Secret;
 use casapay_recon::report::scheduler::Scheduler;
-use casapay_recon::store::{self, Storage, Writer};
+use casapay_recon::store::{self, Storage};
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -211,15 +211,19 @@ async fn the_scheduler_mails_once_per_date_across_restarts_and_catches_up() {
     );
     // And a restart on the same day finds nothing due: its scheduler, run
     // directly on the same database, records no report and queues no mail.
+    let opened = store::Database::open(
+        &store::Location::Sqlite(database.clone()),
+        store::Options {
+            wait: Duration::from_secs(5),
+            write_queue: 16,
+            write_batch: 16,
+        },
+    )
+    .unwrap();
     let restarted = Scheduler {
         clock: Clock::Fixed("2025-03-20T08:00:00Z".parse().unwrap()),
-        reads: store::open_read_pool(&database, Duration::from_secs(5), 2).unwrap(),
-        writer: Writer::start(
-            store::open_writer(&database, Duration::from_secs(5)).unwrap(),
-            16,
-            16,
-        )
-        .0,
+        reads: opened.reads(),
+        writer: opened.start_writer().unwrap().0,
         settings: Arc::new(Settings {
             database: database.clone(),
             report_to: vec!["ops@example.com".into()],

@@ -3,6 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::domain::{Event, EventState};
+use crate::store::rows;
 use crate::store::{
     EventCursor, EventFilter, EventPage, QuarantinedEvent, StoreError, StoredEvent,
 };
@@ -15,11 +16,6 @@ pub(super) fn insert_event(
     state: &EventState,
     received_at_ms: i64,
 ) -> Result<bool, StoreError> {
-    let source = if event.kind.ends_with(".synced") {
-        "sync"
-    } else {
-        "webhook"
-    };
     let inserted = conn
         .prepare_cached(
             "INSERT INTO events (id, type, created, livemode, object_id, received_at, body, state, reason, source)
@@ -36,7 +32,7 @@ pub(super) fn insert_event(
             event.body,
             state.as_str(),
             state.reason(),
-            source,
+            rows::source_of(event),
         ])?;
     Ok(inserted == 1)
 }

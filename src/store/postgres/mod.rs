@@ -1,0 +1,189 @@
+//! The PostgreSQL engine, for several instances on one database: each write
+//! job is its own transaction on a pooled connection (PostgreSQL orders
+//! concurrent writers; no single writer thread), reads run in read-only
+//! snapshots. Durable before the 200: `synchronous_commit = on`.
+
+mod queries;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postgres::config::SslMode;
+use postgres::error::SqlState;
+use postgres::{IsolationLevel, Transaction};
+use r2d2_postgres::PostgresConnectionManager;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::{SCHEMA_VERSION, Storage, StoreError};
+
+const SCHEMA: &str = include_str!("../../../schema.postgres.sql");
+
+/// Any fixed number: the advisory lock instances take to migrate one at a time.
+const MIGRATION_LOCK: i64 = 0x0063_6173_6170_6179; // "casapay"
+
+type Manager = PostgresConnectionManager<MakeRustlsConnect>;
+
+/// Connections to one PostgreSQL database.
+#[derive(Clone)]
+pub struct Pool(r2d2::Pool<Manager>);
+
+/// A transaction seen through the storage boundary. The driver wants `&mut`
+/// for every statement; the boundary's operations take `&self`, and a job
+/// runs on one thread, so a `RefCell` bridges them.
+pub(super) struct PgStore<'a>(RefCell<Transaction<'a>>);
+
+impl Pool {
+    /// Connects (TLS when the server offers it; required for a host that is
+    /// not on this machine unless the URL says `sslmode=disable`) and migrates.
+    pub fn open(url: &str, size: u32, wait: Duration) -> Result<Self, StoreError> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e: postgres::Error| StoreError::Config(format!("{url}: {e}")))?;
+        if !url.contains("sslmode=") && !is_local(&config) {
+            config.ssl_mode(SslMode::Require);
+        }
+        config.options("-c synchronous_commit=on");
+        config.application_name("casapay-recon");
+        let manager = Manager::new(config, tls()?);
+        let pool = r2d2::Pool::builder()
+            .max_size(size)
+            .connection_timeout(wait)
+            .build(manager)?;
+        let pool = Self(pool);
+        pool.migrate()?;
+        Ok(pool)
+    }
+
+    /// Creates the schema once, however many instances start together.
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.0.get()?;
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+        let found: Option<i64> = tx
+            .query_opt("SELECT max(version) FROM schema_version", &[])?
+            .and_then(|row| row.get(0));
+        match found {
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(_) => {}
+            None => {
+                tx.batch_execute(SCHEMA)?;
+                tx.execute(
+                    "INSERT INTO schema_version (version) VALUES ($1)",
+                    &[&SCHEMA_VERSION],
+                )?;
+                tracing::info!(version = SCHEMA_VERSION, "created the PostgreSQL schema");
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Runs `work` in a transaction, committed if it succeeds.
+    pub fn transaction<T>(
+        &self,
+        work: impl FnOnce(&dyn Storage) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut client = self.0.get()?;
+        let store = PgStore(RefCell::new(client.transaction()?));
+        let result = work(&store)?;
+        store.0.into_inner().commit()?;
+        Ok(result)
+    }
+
+    /// Runs `work` on a read-only snapshot: a report or a reconciliation sees
+    /// one instant, whatever commits meanwhile.
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        work: impl FnOnce(&dyn Storage) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut client = self.0.get().map_err(StoreError::from)?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(StoreError::from)?;
+        work(&PgStore(RefCell::new(tx)))
+    }
+}
+
+fn is_local(config: &postgres::Config) -> bool {
+    use postgres::config::Host;
+    config.get_hosts().iter().all(|host| match host {
+        Host::Tcp(name) => {
+            name == "localhost"
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Host::Unix(_) => true,
+    })
+}
+
+fn tls() -> Result<MakeRustlsConnect, StoreError> {
+    use rustls_platform_verifier::ConfigVerifierExt;
+    let config = rustls::ClientConfig::with_platform_verifier()
+        .map_err(|e| StoreError::Config(format!("TLS: {e}")))?;
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// Whether a PostgreSQL error can pass if tried again (connection lost,
+/// server restarting, too many connections, a deadlock or serialisation failure).
+pub(super) fn is_transient(error: &postgres::Error) -> bool {
+    if error.is_closed() {
+        return true;
+    }
+    match error.code() {
+        None => error.as_db_error().is_none(),
+        Some(code) => [
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::TOO_MANY_CONNECTIONS,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::DISK_FULL,
+        ]
+        .contains(code),
+    }
+}
+
+/// Write jobs, each in its own transaction on a blocking thread; at most
+/// `queue` wait at once, beyond which a write is refused (503), as SQLite's queue.
+#[derive(Clone)]
+pub struct Writer {
+    pool: Pool,
+    waiting: Arc<tokio::sync::Semaphore>,
+}
+
+impl Writer {
+    pub fn new(pool: Pool, queue: usize) -> Self {
+        Self {
+            pool,
+            waiting: Arc::new(tokio::sync::Semaphore::new(queue.max(1))),
+        }
+    }
+
+    pub async fn write<F, T>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&dyn Storage) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = Arc::clone(&self.waiting)
+            .try_acquire_owned()
+            .map_err(|_| StoreError::QueueFull)?;
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            pool.transaction(work)
+        })
+        .await
+        .map_err(|_| StoreError::ShuttingDown)?
+    }
+}
