@@ -156,7 +156,10 @@ impl Database {
 
     /// Runs `work` in one transaction now, on this thread: for start-up and
     /// commands, apart from the service's writer.
-    pub fn transaction<T>(&self, work: impl FnOnce(&dyn Storage) -> Result<T>) -> Result<T> {
+    pub fn transaction<T: Send>(
+        &self,
+        work: impl FnOnce(&dyn Storage) -> Result<T> + Send,
+    ) -> Result<T> {
         match self {
             Database::Sqlite { path, options, .. } => {
                 let mut conn = sqlite::open_writer(path, options.wait)?;
@@ -226,9 +229,9 @@ pub enum ReadPool {
 
 impl ReadPool {
     /// Runs `work` on a read connection (blocking: call from a blocking thread).
-    pub fn read<T, E: From<StoreError>>(
+    pub fn read<T: Send, E: From<StoreError> + Send>(
         &self,
-        work: impl FnOnce(&dyn Storage) -> Result<T, E>,
+        work: impl FnOnce(&dyn Storage) -> Result<T, E> + Send,
     ) -> Result<T, E> {
         match self {
             ReadPool::Sqlite(pool) => work(&*pool.get()?),

@@ -25,8 +25,31 @@ const MIGRATION_LOCK: i64 = 0x0063_6173_6170_6179; // "casapay"
 type Manager = PostgresConnectionManager<MakeRustlsConnect>;
 
 /// Connections to one PostgreSQL database.
+///
+/// The driver runs each connection on its own small runtime, which must never
+/// block or be dropped on a thread that drives async tasks: every entry point
+/// runs its work on a thread of its own ([`off_async`]), the writer on tokio's
+/// blocking threads, and the last handle drops the pool on a plain thread.
 #[derive(Clone)]
-pub struct Pool(r2d2::Pool<Manager>);
+pub struct Pool(Arc<Connections>);
+
+struct Connections(Option<r2d2::Pool<Manager>>);
+
+impl Drop for Connections {
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
+    }
+}
+
+/// Runs `work` on a thread of its own, where the driver may block.
+fn off_async<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| match scope.spawn(work).join() {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
 
 /// A transaction seen through the storage boundary. The driver wants `&mut`
 /// for every statement; the boundary's operations take `&self`, and a job
@@ -34,36 +57,53 @@ pub struct Pool(r2d2::Pool<Manager>);
 pub(super) struct PgStore<'a>(RefCell<Transaction<'a>>);
 
 impl Pool {
-    /// Connects (TLS when the server offers it; required for a host that is
-    /// not on this machine unless the URL says `sslmode=disable`) and migrates.
+    /// Connects and migrates. Unless the URL sets `sslmode`, TLS (verified
+    /// against the system's roots) is required for a host that is not this
+    /// machine, and not used on loopback, where it protects nothing.
     pub fn open(url: &str, size: u32, wait: Duration) -> Result<Self, StoreError> {
         let mut config: postgres::Config = url
             .parse()
             .map_err(|e: postgres::Error| StoreError::Config(format!("{url}: {e}")))?;
-        if !url.contains("sslmode=") && !is_local(&config) {
-            config.ssl_mode(SslMode::Require);
+        if !url.contains("sslmode=") {
+            config.ssl_mode(if is_local(&config) {
+                SslMode::Disable
+            } else {
+                SslMode::Require
+            });
         }
         config.options("-c synchronous_commit=on");
         config.application_name("casapay-recon");
         let manager = Manager::new(config, tls()?);
-        let pool = r2d2::Pool::builder()
-            .max_size(size)
-            .connection_timeout(wait)
-            .build(manager)?;
-        let pool = Self(pool);
-        pool.migrate()?;
-        Ok(pool)
+        off_async(|| {
+            let pool = r2d2::Pool::builder()
+                .max_size(size)
+                .connection_timeout(wait)
+                .build(manager)?;
+            let pool = Self(Arc::new(Connections(Some(pool))));
+            pool.migrate()?;
+            Ok(pool)
+        })
+    }
+
+    fn get(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
+        let pool = self.0.0.as_ref().expect("the pool lives until dropped");
+        Ok(pool.get()?)
     }
 
     /// Creates the schema once, however many instances start together.
     fn migrate(&self) -> Result<(), StoreError> {
-        let mut client = self.0.get()?;
+        let mut client = self.get()?;
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
-        let found: Option<i64> = tx
-            .query_opt("SELECT max(version) FROM schema_version", &[])?
-            .and_then(|row| row.get(0));
+        let exists: bool = tx
+            .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])?
+            .try_get(0)?;
+        let found: Option<i64> = if exists {
+            tx.query_one("SELECT max(version) FROM schema_version", &[])?
+                .try_get(0)?
+        } else {
+            None
+        };
         match found {
             Some(found) if found > SCHEMA_VERSION => {
                 return Err(StoreError::SchemaTooNew {
@@ -86,11 +126,19 @@ impl Pool {
     }
 
     /// Runs `work` in a transaction, committed if it succeeds.
-    pub fn transaction<T>(
+    pub fn transaction<T: Send>(
+        &self,
+        work: impl FnOnce(&dyn Storage) -> Result<T, StoreError> + Send,
+    ) -> Result<T, StoreError> {
+        off_async(|| self.transaction_here(work))
+    }
+
+    /// [`Self::transaction`] on this thread, which must be free to block.
+    fn transaction_here<T>(
         &self,
         work: impl FnOnce(&dyn Storage) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut client = self.0.get()?;
+        let mut client = self.get()?;
         let store = PgStore(RefCell::new(client.transaction()?));
         let result = work(&store)?;
         store.0.into_inner().commit()?;
@@ -99,18 +147,20 @@ impl Pool {
 
     /// Runs `work` on a read-only snapshot: a report or a reconciliation sees
     /// one instant, whatever commits meanwhile.
-    pub fn read<T, E: From<StoreError>>(
+    pub fn read<T: Send, E: From<StoreError> + Send>(
         &self,
-        work: impl FnOnce(&dyn Storage) -> Result<T, E>,
+        work: impl FnOnce(&dyn Storage) -> Result<T, E> + Send,
     ) -> Result<T, E> {
-        let mut client = self.0.get().map_err(StoreError::from)?;
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(StoreError::from)?;
-        work(&PgStore(RefCell::new(tx)))
+        off_async(|| {
+            let mut client = self.get()?;
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(StoreError::from)?;
+            work(&PgStore(RefCell::new(tx)))
+        })
     }
 }
 
@@ -181,7 +231,7 @@ impl Writer {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            pool.transaction(work)
+            pool.transaction_here(work)
         })
         .await
         .map_err(|_| StoreError::ShuttingDown)?
