@@ -2,6 +2,9 @@
 //! process-wide, so only here can counts be asserted exactly.
 
 #[allow(dead_code)]
+#[path = "api/database.rs"]
+mod database;
+#[allow(dead_code)]
 #[path = "api/helpers.rs"]
 mod helpers;
 

@@ -75,15 +75,16 @@ async fn reconciliation(app: &TestApp, query: &str) -> Value {
 
 /// (cause, recipient, subject) of every queued mail, sorted.
 fn mails(app: &TestApp) -> Vec<(String, String, String)> {
-    let conn = app.db();
-    let mut statement = conn
-        .prepare("SELECT cause, recipient, subject FROM outbox ORDER BY cause, recipient")
-        .unwrap();
-    statement
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    crate::database::query(
+        &app.database,
+        "SELECT cause, recipient, subject FROM outbox ORDER BY cause, recipient",
+    )
+    .into_iter()
+    .map(|row| match &row[..] {
+        [Some(cause), Some(to), Some(subject)] => (cause.clone(), to.clone(), subject.clone()),
+        other => panic!("an outbox row without cause, recipient or subject: {other:?}"),
+    })
+    .collect()
 }
 
 fn mail(cause: &str, to: &str, subject: &str) -> (String, String, String) {
@@ -91,11 +92,8 @@ fn mail(cause: &str, to: &str, subject: &str) -> (String, String, String) {
 }
 
 fn state_of(app: &TestApp, event: &str) -> String {
-    app.db()
-        .query_row("SELECT state FROM events WHERE id = ?1", [event], |r| {
-            r.get(0)
-        })
-        .unwrap()
+    app.value(&format!("SELECT state FROM events WHERE id = '{event}'"))
+        .expect("the event is stored")
 }
 
 #[tokio::test]
@@ -172,14 +170,9 @@ async fn the_seed_documents_objects_reconcile_and_mail_without_metadata() {
             ),
         ]
     );
-    let failed_text: String = app
-        .db()
-        .query_row(
-            "SELECT text_body FROM outbox WHERE cause = 'po_lost:failed'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let failed_text = app
+        .value("SELECT text_body FROM outbox WHERE cause = 'po_lost:failed'")
+        .expect("the payout's failure is mailed");
     assert!(
         failed_text.contains("could not be paid: account_closed."),
         "{failed_text}"
@@ -289,10 +282,10 @@ async fn unappliable_events_are_quarantined_listed_reported_and_applied_by_a_rep
         },
     };
     for expected_mails in [1, 0] {
-        let mut conn = app.db();
-        let tx = conn.transaction().unwrap();
-        let summary = ingest::replay_with(&*tx, true, &policy, 0, upgraded).unwrap();
-        tx.commit().unwrap();
+        let summary = app
+            .open_database()
+            .transaction(|store| ingest::replay_with(store, true, &policy, 0, upgraded))
+            .unwrap();
         assert_eq!(
             (summary.events, summary.applied, summary.mails_queued),
             (4 - (1 - expected_mails), expected_mails, expected_mails),
@@ -500,10 +493,10 @@ async fn a_full_replay_rebuilds_exactly_what_ingest_built_and_mails_nothing_twic
             timezone: jiff::tz::TimeZone::UTC,
         },
     };
-    let mut conn = app.db();
-    let tx = conn.transaction().unwrap();
-    let summary = ingest::replay(&*tx, false, &policy, 0).unwrap();
-    tx.commit().unwrap();
+    let summary = app
+        .open_database()
+        .transaction(|store| ingest::replay(store, false, &policy, 0))
+        .unwrap();
     assert_eq!(summary.events, 5);
     assert_eq!(summary.mails_queued, 0, "{summary:?}");
     assert_eq!(derived_tables(&app), before);

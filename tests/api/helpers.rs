@@ -1,4 +1,5 @@
-//! `spawn_app()`: the real service on 127.0.0.1:0 with a temporary database.
+//! `spawn_app()`: the real service on 127.0.0.1:0 with a database of its own
+//! (SQLite, or PostgreSQL with `CASAPAY_TEST_ENGINE=postgres`: see `database`).
 
 use std::path::PathBuf;
 
@@ -8,6 +9,8 @@ use casapay_recon::domain::Clock;
 use casapay_recon::domain::Secret;
 use casapay_recon::startup::Application;
 use rusqlite::Connection;
+
+use crate::database::{self, TestDatabase, on_postgres};
 use serde_json::{Value, json};
 
 pub const SECRET: &str = "whsec_test_integration";
@@ -17,10 +20,14 @@ pub struct TestApp {
     pub address: String,
     /// The separate `/metrics` listener, with `metrics_bind`.
     pub metrics_address: Option<String>,
+    /// The `database` setting: a file path, or a PostgreSQL URL.
     pub database: PathBuf,
+    /// A temporary directory of its own (mail folder, files).
+    pub dir: PathBuf,
     pub client: reqwest::Client,
     pub secret: Secret,
     pub clock: Clock,
+    _database: TestDatabase,
     _dir: tempfile::TempDir,
 }
 
@@ -31,8 +38,9 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the service with test settings changed by `customize`.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings), clock: Clock) -> TestApp {
     let dir = tempfile::tempdir().expect("temporary directory");
+    let database = TestDatabase::fresh();
     let mut settings = Settings {
-        database: dir.path().join("casapay-recon.db"),
+        database: database.setting(),
         bind: "127.0.0.1:0".into(),
         webhook_secrets: Some(vec![Secret::new(SECRET)]),
         admin_token: Some(Secret::new(ADMIN_TOKEN)),
@@ -50,12 +58,14 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings), clock: Clock)
         address,
         metrics_address,
         database: settings.database.clone(),
+        dir: dir.path().to_path_buf(),
         client: reqwest::Client::new(),
         secret: settings
             .webhook_secrets
             .and_then(|s| s.into_iter().next())
             .unwrap_or_else(|| Secret::new(SECRET)),
         clock,
+        _database: database,
         _dir: dir,
     }
 }
@@ -117,31 +127,53 @@ impl TestApp {
         self.count(sql)
     }
 
-    /// A separate read connection to the service's database file.
+    /// A separate connection to the service's SQLite file, for the tests
+    /// of what only SQLite does (its file lock).
     pub fn db(&self) -> Connection {
+        assert!(!on_postgres(), "an SQLite-only test ran on PostgreSQL");
         Connection::open(&self.database).expect("the database opens")
     }
 
     /// Every row `sql` returns, as text: compare before and after to prove nothing changed.
     pub fn rows(&self, sql: &str) -> Vec<String> {
-        let conn = self.db();
-        let mut statement = conn.prepare(sql).expect("the query prepares");
-        let width = statement.column_count();
-        let mut query = statement.query([]).expect("the query runs");
-        let mut rows = Vec::new();
-        while let Some(row) = query.next().expect("a row") {
-            let cells: Vec<String> = (0..width)
-                .map(|i| format!("{:?}", row.get_ref(i).expect("a cell")))
-                .collect();
-            rows.push(format!("{sql}: {}", cells.join("|")));
-        }
-        rows
+        database::query(&self.database, sql)
+            .into_iter()
+            .map(|cells| format!("{sql}: {cells:?}"))
+            .collect()
+    }
+
+    /// The first cell of the first row of `sql`, as text (`None`: NULL or no row).
+    pub fn value(&self, sql: &str) -> Option<String> {
+        database::query(&self.database, sql)
+            .into_iter()
+            .next()
+            .and_then(|row| row.into_iter().next().flatten())
+    }
+
+    /// The cells of the first row of `sql` as text; empty when it returns no row.
+    pub fn row(&self, sql: &str) -> Vec<String> {
+        database::query(&self.database, sql)
+            .into_iter()
+            .next()
+            .map(|cells| cells.into_iter().map(Option::unwrap_or_default).collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs statements that change the service's database.
+    pub fn execute(&self, sql: &str) {
+        database::execute(&self.database, sql);
+    }
+
+    /// The service's database as the library opens it.
+    pub fn open_database(&self) -> casapay_recon::store::Database {
+        database::open(&self.database)
     }
 
     pub fn count(&self, sql: &str) -> i64 {
-        self.db()
-            .query_row(sql, [], |row| row.get(0))
-            .expect("the count query runs")
+        self.value(sql)
+            .expect("the count query returns a value")
+            .parse()
+            .expect("a count is a number")
     }
 
     /// The daily report of `date` (`YYYY-MM-DD`) as JSON.

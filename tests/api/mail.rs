@@ -283,7 +283,7 @@ async fn without_smtp_mail_is_written_as_eml_files_that_parse() {
             .await,
         1
     );
-    let folder = app.database.parent().unwrap().join("mail");
+    let folder = app.dir.join("mail");
     let files: Vec<_> = std::fs::read_dir(&folder)
         .unwrap()
         .map(|entry| entry.unwrap().path())

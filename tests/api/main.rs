@@ -3,6 +3,7 @@
 
 mod browser;
 mod crash;
+mod database;
 mod events_api;
 mod faithful;
 mod helpers;

@@ -237,12 +237,9 @@ async fn hostile_webhook_bodies_are_refused_or_quarantined_never_applied() {
         let receipt = expect_json(app.post_event(body).await, 200).await;
         assert_eq!(receipt["state"], "quarantined", "{name}");
         let id = receipt["id"].as_str().unwrap();
-        let reason: String = app
-            .db()
-            .query_row("SELECT reason FROM events WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        let reason = app
+            .value(&format!("SELECT reason FROM events WHERE id = '{id}'"))
+            .expect("a quarantined event keeps its reason");
         assert!(
             reason.contains(field),
             "{name}: `{reason}` does not name {field}"
@@ -396,12 +393,10 @@ async fn a_damaged_database_is_a_500_that_shows_no_database_text() {
     )])
     .await;
     // Damage two stored values behind the service's back.
-    app.db()
-        .execute_batch(
-            "UPDATE events SET body = 'not json' WHERE id = 'evt_broken';
-             UPDATE payment_requests SET currency = 'zzz' WHERE id = 'preq_broken';",
-        )
-        .unwrap();
+    app.execute(
+        "UPDATE events SET body = 'not json' WHERE id = 'evt_broken';
+         UPDATE payment_requests SET currency = 'zzz' WHERE id = 'preq_broken';",
+    );
     for path in ["/api/events", "/api/reconciliation?period=2025-03"] {
         let error = expect_json(app.get_admin(path).await, 500).await;
         assert_eq!(error["error"]["type"], "internal_error", "{path}");
@@ -417,12 +412,14 @@ async fn a_damaged_database_is_a_500_that_shows_no_database_text() {
 async fn the_mail_folder_is_its_owners_only() {
     use std::os::unix::fs::PermissionsExt;
     let app = spawn_app().await;
-    let folder = app.database.parent().unwrap().join("mail");
+    let folder = app.dir.join("mail");
     let mode = std::fs::metadata(&folder).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
-    let database = std::fs::metadata(&app.database)
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(database & 0o777, 0o600);
+    // An SQLite file holds the secrets too; PostgreSQL's files are the server's.
+    if let casapay_recon::store::Location::Sqlite(path) =
+        casapay_recon::store::Location::of(&app.database)
+    {
+        let database = std::fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(database & 0o777, 0o600);
+    }
 }

@@ -8,7 +8,7 @@ use casapay_recon::config::Settings;
 use casapay_recon::domain::Clock;
 use casapay_recon::domain::Secret;
 use casapay_recon::report::scheduler::Scheduler;
-use casapay_recon::store::{self, Storage};
+use casapay_recon::store;
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -308,15 +308,19 @@ async fn report_send_delivers_only_its_own_mail_never_the_services_outbox() {
 
 /// Builds the report for `date` and records it, as the scheduler does.
 fn record_report(app: &TestApp, date: &str) -> Value {
-    let conn = app.db();
-    let built = casapay_recon::report::build_daily_report(
-        &conn,
-        date.parse().unwrap(),
-        &jiff::tz::TimeZone::UTC,
-    )
-    .unwrap();
-    let recorded = casapay_recon::report::recorded_exceptions(&built);
-    assert!(conn.record_daily_report(date, &recorded, &[], 0).unwrap());
+    let built = app
+        .open_database()
+        .transaction(|store| {
+            let built = casapay_recon::report::build_daily_report(
+                store,
+                date.parse().unwrap(),
+                &jiff::tz::TimeZone::UTC,
+            )?;
+            let recorded = casapay_recon::report::recorded_exceptions(&built);
+            assert!(store.record_daily_report(date, &recorded, &[], 0)?);
+            Ok(built)
+        })
+        .unwrap();
     serde_json::to_value(&built).unwrap()
 }
 

@@ -261,16 +261,13 @@ async fn the_comparison_catches_a_wrong_line() {
     .unwrap();
     assert_eq!(report.differences, []);
     // Corrupt one stored request behind the service's back.
-    let corrupted: String = app
-        .db()
-        .query_row(
+    let corrupted = app
+        .value(
             "UPDATE payment_requests SET status = 'failed'
              WHERE id = (SELECT id FROM payment_requests WHERE status = 'succeeded' AND property_id IS NOT NULL LIMIT 1)
              RETURNING property_id",
-            [],
-            |r| r.get(0),
         )
-        .unwrap();
+        .expect("a succeeded request to corrupt");
     let played = month::play(period, 30, 9, Chaos::default());
     let reconciliation = expect_json(
         app.get_admin(&format!(

@@ -221,13 +221,8 @@ async fn sync_applies_what_differs_once_mails_once_and_an_event_after_the_fetch_
         json!({"object": "preq_s", "from": "succeeded", "to": "failed"})
     );
     let status = |app: &TestApp| -> String {
-        app.db()
-            .query_row(
-                "SELECT status FROM payment_requests WHERE id = 'preq_s'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap()
+        app.value("SELECT status FROM payment_requests WHERE id = 'preq_s'")
+            .expect("the request is stored")
     };
     assert_eq!(status(&app), "failed");
     let third = sync(&app, "").await;

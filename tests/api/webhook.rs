@@ -32,22 +32,12 @@ async fn a_new_event_is_stored_and_a_redelivery_is_a_duplicate() {
         json!({"received": true, "id": "evt_1", "duplicate": true})
     );
     assert_eq!(app.count("SELECT count(*) FROM events"), 1);
-    let stored: String = app
-        .db()
-        .query_row("SELECT body FROM events WHERE id = 'evt_1'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(stored, body, "the body is kept byte for byte");
-    let (status, amount): (String, i64) = app
-        .db()
-        .query_row(
-            "SELECT status, amount FROM payment_requests WHERE id = 'preq_1'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!((status.as_str(), amount), ("succeeded", 120000));
+    let stored = app.value("SELECT body FROM events WHERE id = 'evt_1'");
+    assert_eq!(stored, Some(body), "the body is kept byte for byte");
+    assert_eq!(
+        app.row("SELECT status, amount FROM payment_requests WHERE id = 'preq_1'"),
+        ["succeeded", "120000"]
+    );
 }
 
 #[tokio::test]
@@ -213,15 +203,10 @@ async fn a_late_older_event_is_stored_but_does_not_overwrite_newer_state() {
         "the late event is stored, not a duplicate"
     );
     assert_eq!(receipt["state"], "superseded");
-    let (status, last): (String, String) = app
-        .db()
-        .query_row(
-            "SELECT status, last_event_id FROM payment_requests WHERE id = 'preq_o'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!((status.as_str(), last.as_str()), ("succeeded", "evt_new"));
+    assert_eq!(
+        app.row("SELECT status, last_event_id FROM payment_requests WHERE id = 'preq_o'"),
+        ["succeeded", "evt_new"]
+    );
     assert_eq!(app.count("SELECT count(*) FROM events"), 2);
     assert_eq!(
         app.count("SELECT count(*) FROM events WHERE id = 'evt_old' AND state = 'superseded'"),
@@ -238,15 +223,8 @@ async fn equal_timestamps_resolve_to_the_later_status_in_either_order() {
             let body = payment_request_event(&format!("evt_{i}"), &kind, "preq_t", status, 300);
             expect_json(app.post_event(&body).await, 200).await;
         }
-        let status: String = app
-            .db()
-            .query_row(
-                "SELECT status FROM payment_requests WHERE id = 'preq_t'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(status, "succeeded", "order {order:?}");
+        let status = app.value("SELECT status FROM payment_requests WHERE id = 'preq_t'");
+        assert_eq!(status.as_deref(), Some("succeeded"), "order {order:?}");
     }
 }
 
@@ -267,15 +245,10 @@ async fn payouts_follow_the_newest_event_including_paid_then_failed() {
         )
         .await;
     }
-    let (status, last): (String, String) = app
-        .db()
-        .query_row(
-            "SELECT status, last_event_id FROM payouts WHERE id = 'po_1'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!((status.as_str(), last.as_str()), ("failed", "evt_p3"));
+    assert_eq!(
+        app.row("SELECT status, last_event_id FROM payouts WHERE id = 'po_1'"),
+        ["failed", "evt_p3"]
+    );
     assert_eq!(
         app.count("SELECT count(*) FROM events WHERE state = 'applied'"),
         2
