@@ -26,7 +26,9 @@ fn off_async<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 
 /// `url` with its database name replaced by `name`.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
     match query {
         Some(query) => format!("{server}/{name}?{query}"),
@@ -40,8 +42,14 @@ fn connect(url: &str) -> postgres::Client {
 
 /// A database of its own for one test.
 pub enum TestDatabase {
-    Sqlite { path: PathBuf, _dir: tempfile::TempDir },
-    Postgres { url: String, name: String },
+    Sqlite {
+        path: PathBuf,
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        url: String,
+        name: String,
+    },
 }
 
 impl TestDatabase {
@@ -167,4 +175,53 @@ pub fn open(database: &Path) -> Database {
         },
     )
     .expect("the database opens")
+}
+
+/// Another connection holding the write lock: the service's writes wait
+/// (and time out), its reads go on. Released by [`DatabaseLock::release`].
+pub struct DatabaseLock {
+    release: std::sync::mpsc::Sender<()>,
+    holder: std::thread::JoinHandle<()>,
+}
+
+impl DatabaseLock {
+    /// Takes the lock and returns once it is held.
+    pub fn take(database: &Path) -> Self {
+        let location = Location::of(database);
+        let (locked, held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        // The connection lives on a thread of its own: a PostgreSQL client may
+        // not block, nor be dropped, on a thread that drives async tasks.
+        let holder = std::thread::spawn(move || match location {
+            Location::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).expect("the database opens");
+                conn.execute_batch("BEGIN EXCLUSIVE")
+                    .expect("the lock is taken");
+                locked.send(()).expect("the test waits for the lock");
+                let _ = released.recv();
+                conn.execute_batch("ROLLBACK")
+                    .expect("the lock is released");
+            }
+            Location::Postgres(url) => {
+                let mut client = connect(&url);
+                let mut tx = client.transaction().expect("a transaction");
+                // EXCLUSIVE: every write waits, reads go on.
+                tx.batch_execute(
+                    "LOCK TABLE events, payment_requests, payouts, outbox, settings, daily_reports
+                     IN EXCLUSIVE MODE",
+                )
+                .expect("the lock is taken");
+                locked.send(()).expect("the test waits for the lock");
+                let _ = released.recv();
+                tx.rollback().expect("the lock is released");
+            }
+        });
+        held.recv().expect("the lock is taken");
+        Self { release, holder }
+    }
+
+    pub fn release(self) {
+        let _ = self.release.send(());
+        self.holder.join().expect("the lock holder ends");
+    }
 }

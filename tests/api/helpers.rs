@@ -3,14 +3,12 @@
 
 use std::path::PathBuf;
 
+use crate::database::{self, TestDatabase};
 use casapay_recon::casapay::signature;
 use casapay_recon::config::Settings;
 use casapay_recon::domain::Clock;
 use casapay_recon::domain::Secret;
 use casapay_recon::startup::Application;
-use rusqlite::Connection;
-
-use crate::database::{self, TestDatabase, on_postgres};
 use serde_json::{Value, json};
 
 pub const SECRET: &str = "whsec_test_integration";
@@ -125,13 +123,6 @@ impl TestApp {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         self.count(sql)
-    }
-
-    /// A separate connection to the service's SQLite file, for the tests
-    /// of what only SQLite does (its file lock).
-    pub fn db(&self) -> Connection {
-        assert!(!on_postgres(), "an SQLite-only test ran on PostgreSQL");
-        Connection::open(&self.database).expect("the database opens")
     }
 
     /// Every row `sql` returns, as text: compare before and after to prove nothing changed.

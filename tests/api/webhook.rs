@@ -9,6 +9,7 @@ use casapay_recon::domain::Secret;
 use futures_util::StreamExt;
 use serde_json::json;
 
+use crate::database::DatabaseLock;
 use crate::helpers::{expect_json, payment_request_event, payout_event, spawn_app, spawn_app_with};
 
 #[tokio::test]
@@ -269,8 +270,7 @@ async fn a_locked_database_gives_503_and_nothing_half_written() {
         "succeeded",
         100,
     );
-    let blocker = app.db();
-    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let blocker = DatabaseLock::take(&app.database);
     let response = app.post_event(&body).await;
     assert_eq!(
         response
@@ -292,7 +292,7 @@ async fn a_locked_database_gives_503_and_nothing_half_written() {
         503,
         "not ready while the database cannot be written"
     );
-    blocker.execute_batch("ROLLBACK").unwrap();
+    blocker.release();
     assert_eq!(app.count("SELECT count(*) FROM events"), 0);
     assert_eq!(app.count("SELECT count(*) FROM payment_requests"), 0);
     let retried = expect_json(app.post_event(&body).await, 200).await;
@@ -338,8 +338,7 @@ async fn a_full_write_queue_answers_503_with_retry_after_instead_of_growing() {
         Clock::System,
     )
     .await;
-    let blocker = app.db();
-    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let blocker = DatabaseLock::take(&app.database);
     let body = |i: usize| {
         payment_request_event(
             &format!("evt_q{i}"),
@@ -399,7 +398,7 @@ async fn a_full_write_queue_answers_503_with_retry_after_instead_of_growing() {
     let waiting = in_flight.len();
     assert!(waiting <= 2, "at most two requests waiting, got {waiting}");
     assert_eq!(app.count("SELECT count(*) FROM events"), 0);
-    blocker.execute_batch("ROLLBACK").unwrap();
+    blocker.release();
     let mut accepted = Vec::new();
     while let Some(done) = in_flight.next().await {
         let (i, status, _) = done.unwrap();

@@ -71,7 +71,12 @@ impl Pool {
                 SslMode::Require
             });
         }
-        config.options("-c synchronous_commit=on");
+        // A write waits for a lock as long as SQLite's busy timeout, then is
+        // refused (503) instead of holding a request without end.
+        config.options(&format!(
+            "-c synchronous_commit=on -c lock_timeout={}",
+            wait.as_millis()
+        ));
         config.application_name("casapay-recon");
         let manager = Manager::new(config, tls()?);
         off_async(|| {
@@ -195,6 +200,7 @@ pub(super) fn is_transient(error: &postgres::Error) -> bool {
         Some(code) => [
             SqlState::T_R_SERIALIZATION_FAILURE,
             SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::LOCK_NOT_AVAILABLE,
             SqlState::TOO_MANY_CONNECTIONS,
             SqlState::ADMIN_SHUTDOWN,
             SqlState::CANNOT_CONNECT_NOW,
@@ -231,6 +237,8 @@ impl Writer {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            // One job, one commit: PostgreSQL orders concurrent writers itself.
+            crate::metrics::write_batch(1);
             pool.transaction_here(work)
         })
         .await
