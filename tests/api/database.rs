@@ -53,14 +53,20 @@ pub enum TestDatabase {
 }
 
 impl TestDatabase {
+    /// A new database on this run's engine.
     pub fn fresh() -> Self {
-        if !on_postgres() {
-            let dir = tempfile::tempdir().expect("temporary directory");
-            return TestDatabase::Sqlite {
-                path: dir.path().join("casapay-recon.db"),
-                _dir: dir,
-            };
+        if on_postgres() {
+            return Self::postgres();
         }
+        let dir = tempfile::tempdir().expect("temporary directory");
+        TestDatabase::Sqlite {
+            path: dir.path().join("casapay-recon.db"),
+            _dir: dir,
+        }
+    }
+
+    /// A new, empty PostgreSQL database on the server at `CASAPAY_TEST_POSTGRES`.
+    pub fn postgres() -> Self {
         let server = postgres_server();
         let name = format!("t_{}", hex::encode(rand_bytes()));
         off_async(|| {
@@ -166,6 +172,10 @@ pub fn execute(database: &Path, sql: &str) {
 
 /// The database opened as the service opens it, for calling the library directly.
 pub fn open(database: &Path) -> Database {
+    try_open(database).expect("the database opens")
+}
+
+pub fn try_open(database: &Path) -> Result<Database, store::StoreError> {
     Database::open(
         &Location::of(database),
         store::Options {
@@ -174,7 +184,6 @@ pub fn open(database: &Path) -> Database {
             write_batch: 16,
         },
     )
-    .expect("the database opens")
 }
 
 /// Another connection holding the write lock: the service's writes wait

@@ -182,10 +182,16 @@ fn is_local(config: &postgres::Config) -> bool {
     })
 }
 
+/// TLS with ring named here, not the process default, so opening a database
+/// needs nothing installed first.
 fn tls() -> Result<MakeRustlsConnect, StoreError> {
-    use rustls_platform_verifier::ConfigVerifierExt;
-    let config = rustls::ClientConfig::with_platform_verifier()
-        .map_err(|e| StoreError::Config(format!("TLS: {e}")))?;
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_platform_verifier())
+        .map_err(|e| StoreError::Config(format!("TLS: {e}")))?
+        .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
 }
 

@@ -1,0 +1,231 @@
+//! Several instances on one PostgreSQL database (SPEC §11): exactly once
+//! across them. Each test needs a real server, named by
+//! `CASAPAY_TEST_POSTGRES` (`.ci/run` sets it and runs these with
+//! `--ignored`); without one they are reported as ignored, never as passed.
+
+#[allow(dead_code)]
+#[path = "api/database.rs"]
+mod database;
+#[allow(dead_code)]
+#[path = "api/helpers.rs"]
+mod helpers;
+#[allow(dead_code)]
+#[path = "api/smtp.rs"]
+mod smtp;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use casapay_recon::config::Settings;
+use casapay_recon::domain::{Clock, Secret};
+use casapay_recon::report::scheduler::Scheduler;
+use futures_util::future::join_all;
+use serde_json::Value;
+
+use database::TestDatabase;
+use helpers::{TestApp, expect_json, payment_request_event, spawn_app_with};
+use smtp::SmtpServer;
+
+const ROLL: &str = "property_id,landlord_id,period,amount,currency,landlord_email\n\
+                    prop_1,ll_1,2025-03,120000,eur,ana@example.com\n";
+
+/// Two services on one database, as behind a load balancer.
+struct TwoInstances {
+    apps: [TestApp; 2],
+    _database: TestDatabase,
+}
+
+async fn two_instances(customize: impl Fn(&mut Settings) + Clone) -> TwoInstances {
+    let database = TestDatabase::postgres();
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        let (setting, customize) = (database.setting(), customize.clone());
+        let app = spawn_app_with(
+            move |s| {
+                s.database = setting;
+                customize(s);
+            },
+            // Before 06:00: no daily report joins the mail these tests count.
+            Clock::Fixed("2025-03-20T03:00:00Z".parse().unwrap()),
+        )
+        .await;
+        apps.push(app);
+    }
+    let apps: [TestApp; 2] = apps.try_into().unwrap_or_else(|_| unreachable!());
+    TwoInstances {
+        apps,
+        _database: database,
+    }
+}
+
+/// Waits (up to a minute) until `sql` counts `expected`; returns the last count.
+async fn wait_for(app: &TestApp, sql: &str, expected: i64) -> i64 {
+    for _ in 0..600 {
+        if app.count(sql) == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.count(sql)
+}
+
+#[tokio::test]
+#[ignore = "needs a PostgreSQL server: set CASAPAY_TEST_POSTGRES (.ci/run does)"]
+async fn redeliveries_spread_over_two_instances_apply_and_mail_once() {
+    let smtp = SmtpServer::start();
+    let url = smtp.url();
+    let pair = two_instances(move |s| s.smtp_url = Some(Secret::new(url.clone()))).await;
+    expect_json(pair.apps[0].import_rent_roll(ROLL).await, 200).await;
+    let body = payment_request_event(
+        "evt_same",
+        "payment_request.succeeded",
+        "preq_1",
+        "succeeded",
+        1_740_000_000,
+    );
+    let receipts: Vec<Value> = join_all((0..24).map(|i| {
+        let (app, body) = (&pair.apps[i % 2], body.clone());
+        async move { expect_json(app.post_event(&body).await, 200).await }
+    }))
+    .await;
+    let new = receipts.iter().filter(|r| r["duplicate"] == false).count();
+    assert_eq!(
+        new, 1,
+        "one delivery is new, 23 are duplicates: {receipts:?}"
+    );
+    let app = &pair.apps[1];
+    assert_eq!(app.count("SELECT count(*) FROM events"), 1);
+    assert_eq!(app.count("SELECT count(*) FROM payment_requests"), 1);
+    assert_eq!(
+        wait_for(app, "SELECT count(*) FROM outbox WHERE status = 'sent'", 1).await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox"),
+        1,
+        "one mail queued"
+    );
+    assert_eq!(smtp.received().len(), 1, "one mail received");
+}
+
+#[tokio::test]
+#[ignore = "needs a PostgreSQL server: set CASAPAY_TEST_POSTGRES (.ci/run does)"]
+async fn out_of_order_events_split_across_instances_keep_the_newest_state() {
+    let pair = two_instances(|_| {}).await;
+    // Each object's events arrive at once, newest and oldest interleaved over both instances.
+    let statuses = ["processing", "failed", "processing", "succeeded"];
+    let mut sends = Vec::new();
+    for object in 0..8 {
+        for (step, status) in statuses.iter().enumerate().rev() {
+            let body = payment_request_event(
+                &format!("evt_{object}_{step}"),
+                &format!("payment_request.{status}"),
+                &format!("preq_{object}"),
+                status,
+                1_740_000_000 + step as i64 * 60,
+            );
+            sends.push((sends.len() % 2, body));
+        }
+    }
+    let answers =
+        join_all(sends.iter().map(|(which, body)| async {
+            pair.apps[*which].post_event(body).await.status().as_u16()
+        }))
+        .await;
+    assert!(answers.iter().all(|status| *status == 200), "{answers:?}");
+    let rows =
+        pair.apps[0].rows("SELECT id, status, last_event_id FROM payment_requests ORDER BY id");
+    let expected: Vec<String> = (0..8)
+        .map(|o| {
+            let cells = [
+                Some(format!("preq_{o}")),
+                Some("succeeded".into()),
+                Some(format!("evt_{o}_3")),
+            ];
+            format!("SELECT id, status, last_event_id FROM payment_requests ORDER BY id: {cells:?}")
+        })
+        .collect();
+    assert_eq!(rows, expected);
+    // Which events were superseded depends on arrival order; none is lost or left unapplied.
+    assert_eq!(
+        pair.apps[0].count("SELECT count(*) FROM events WHERE state IN ('applied', 'superseded')"),
+        32
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a PostgreSQL server: set CASAPAY_TEST_POSTGRES (.ci/run does)"]
+async fn a_thousand_mails_queued_while_two_instances_run_are_each_sent_once() {
+    let smtp = SmtpServer::start();
+    let url = smtp.url();
+    let pair = two_instances(move |s| s.smtp_url = Some(Secret::new(url.clone()))).await;
+    pair.apps[0].execute(
+        "INSERT INTO outbox (cause, kind, recipient, subject, text_body, html_body, next_attempt_at, created_at)
+         SELECT 'load:' || g, 'daily_report', 'ops' || g || '@example.com', 'mail ' || g, 'text', '<p>html</p>', 0, 0
+         FROM generate_series(1, 1000) AS g",
+    );
+    let sent = wait_for(
+        &pair.apps[1],
+        "SELECT count(*) FROM outbox WHERE status = 'sent'",
+        1000,
+    )
+    .await;
+    assert_eq!(sent, 1000);
+    let received = smtp.received();
+    let recipients: BTreeSet<String> = received.iter().map(|m| m.to.join(",")).collect();
+    assert_eq!(received.len(), 1000, "no mail sent twice");
+    assert_eq!(recipients.len(), 1000, "every mail sent");
+}
+
+fn scheduler(database: &TestDatabase) -> Scheduler {
+    let opened = database::open(&database.setting());
+    Scheduler {
+        clock: Clock::Fixed("2025-03-20T07:00:00Z".parse().unwrap()),
+        reads: opened.reads(),
+        writer: opened.start_writer().unwrap().0,
+        settings: Arc::new(Settings {
+            database: database.setting(),
+            report_to: vec!["ops@example.com".into()],
+            ..Settings::default()
+        }),
+        mail_wake: Arc::new(tokio::sync::Notify::new()),
+        sync: None,
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a PostgreSQL server: set CASAPAY_TEST_POSTGRES (.ci/run does)"]
+async fn both_instances_schedulers_record_one_report_per_date() {
+    let database = TestDatabase::postgres();
+    let (first, second) = (scheduler(&database), scheduler(&database));
+    let (a, b) = tokio::join!(first.run_due(), second.run_due());
+    let mut dates = a.unwrap();
+    dates.extend(b.unwrap());
+    assert_eq!(
+        dates.len(),
+        1,
+        "one of the two recorded the date: {dates:?}"
+    );
+    let rows = database::query(&database.setting(), "SELECT date FROM daily_reports");
+    assert_eq!(rows, [[Some("2025-03-19".to_string())]]);
+    let mails = database::query(&database.setting(), "SELECT count(*) FROM outbox");
+    assert_eq!(mails, [[Some("1".to_string())]], "one report mail queued");
+}
+
+#[tokio::test]
+#[ignore = "needs a PostgreSQL server: set CASAPAY_TEST_POSTGRES (.ci/run does)"]
+async fn instances_starting_together_on_an_empty_database_migrate_once() {
+    let database = TestDatabase::postgres();
+    let setting = database.setting();
+    let opened: Vec<bool> = std::thread::scope(|scope| {
+        let starts: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| database::try_open(&setting).is_ok()))
+            .collect();
+        starts.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    assert_eq!(opened, [true; 4], "every instance starts");
+    let versions = database::query(&setting, "SELECT version FROM schema_version");
+    assert_eq!(versions.len(), 1, "one migration: {versions:?}");
+    drop(database);
+}
