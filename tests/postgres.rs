@@ -10,6 +10,9 @@ mod database;
 #[path = "api/helpers.rs"]
 mod helpers;
 #[allow(dead_code)]
+#[path = "api/process.rs"]
+mod process;
+#[allow(dead_code)]
 #[path = "api/smtp.rs"]
 mod smtp;
 
@@ -17,9 +20,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use casapay_recon::casapay::signature;
 use casapay_recon::config::Settings;
 use casapay_recon::domain::{Clock, Secret};
 use casapay_recon::report::scheduler::Scheduler;
+use futures_util::StreamExt;
 use futures_util::future::join_all;
 use serde_json::Value;
 
@@ -228,4 +233,93 @@ async fn instances_starting_together_on_an_empty_database_migrate_once() {
     let versions = database::query(&setting, "SELECT version FROM schema_version");
     assert_eq!(versions.len(), 1, "one migration: {versions:?}");
     drop(database);
+}
+
+/// Posts event `n` to `port`; whether the service acknowledged it (200).
+async fn deliver(client: &reqwest::Client, port: u16, n: usize) -> bool {
+    let body = payment_request_event(
+        &format!("evt_{n}"),
+        "payment_request.succeeded",
+        &format!("preq_{n}"),
+        "succeeded",
+        100,
+    );
+    let header = signature::sign(
+        &Secret::new(helpers::SECRET),
+        jiff::Timestamp::now().as_second(),
+        body.as_bytes(),
+    );
+    let sent = client
+        .post(format!("http://127.0.0.1:{port}/webhooks/casapay"))
+        .header(signature::HEADER, header)
+        .body(body)
+        .send()
+        .await;
+    matches!(sent, Ok(response) if response.status().as_u16() == 200)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs a PostgreSQL server: set CASAPAY_TEST_POSTGRES (.ci/run does)"]
+async fn kill_9_of_one_instance_under_load_loses_no_acknowledged_event() {
+    let database = TestDatabase::postgres();
+    let setting = database.setting();
+    let env = [
+        ("CASAPAY_DATABASE", setting.to_str().unwrap()),
+        ("CASAPAY_WEBHOOK_SECRETS", helpers::SECRET),
+        ("CASAPAY_ADMIN_TOKEN", helpers::ADMIN_TOKEN),
+    ];
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let victim = process::start_service_with(dirs[0].path(), &env).await;
+    let survivor = process::start_service_with(dirs[1].path(), &env).await;
+    let ports = [victim.port, survivor.port];
+    let client = reqwest::Client::new();
+    // 600 events over both instances, 16 at a time; the first is killed once 150 are in.
+    let mut deliveries = futures_util::stream::iter(0..600)
+        .map(|n| {
+            let client = client.clone();
+            async move { (n, deliver(&client, ports[n % 2], n).await) }
+        })
+        .buffer_unordered(16);
+    let mut acknowledged = Vec::new();
+    let mut victim = Some(victim);
+    while let Some((n, acked)) = deliveries.next().await {
+        if acked {
+            acknowledged.push(n);
+        }
+        if acknowledged.len() == 150
+            && let Some(victim) = victim.take()
+        {
+            victim.kill().await;
+        }
+    }
+    assert!(victim.is_none(), "the first instance was killed under load");
+    let ids: Vec<String> = acknowledged.iter().map(|n| format!("'evt_{n}'")).collect();
+    let stored = database::query(
+        &setting,
+        &format!(
+            "SELECT count(*) FROM events WHERE id IN ({})",
+            ids.join(",")
+        ),
+    );
+    assert_eq!(
+        stored,
+        [[Some(acknowledged.len().to_string())]],
+        "every acknowledged event is stored"
+    );
+    // The survivor keeps serving: what the killed one did not acknowledge goes to it.
+    let lost: Vec<usize> = (0..600).filter(|n| !acknowledged.contains(n)).collect();
+    assert!(!lost.is_empty(), "the kill refused some deliveries");
+    for n in &lost {
+        assert!(
+            deliver(&client, survivor.port, *n).await,
+            "evt_{n} taken by the survivor"
+        );
+    }
+    let stored = database::query(&setting, "SELECT count(*) FROM events");
+    assert_eq!(
+        stored,
+        [[Some("600".to_string())]],
+        "every acknowledged event is stored"
+    );
+    survivor.kill().await;
 }

@@ -9,6 +9,7 @@ mod faithful;
 mod helpers;
 mod mail;
 mod operations;
+mod process;
 mod reconciliation;
 mod rent_roll;
 mod report;
