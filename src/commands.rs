@@ -29,13 +29,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             "Generated {}: {}\n  (kept in {}; it will not be shown again)",
             credential.name,
             credential.value.expose(),
-            settings.database.display()
+            Location::of(&settings.database)
         );
     }
     tracing::info!(
         address = %settings.bind,
         port = app.port(),
-        database = %settings.database.display(),
+        database = %Location::of(&settings.database),
         "casapay-recon listening; webhooks at POST /webhooks/casapay"
     );
     app.run_until_stopped().await?;
@@ -46,7 +46,7 @@ pub fn migrate(settings: &Settings) -> anyhow::Result<()> {
     startup::open_database(settings)?;
     println!(
         "{}: schema version {}",
-        settings.database.display(),
+        Location::of(&settings.database),
         store::SCHEMA_VERSION
     );
     Ok(())
@@ -105,7 +105,7 @@ fn stored_secret(settings: &Settings) -> anyhow::Result<Secret> {
     let missing = || {
         anyhow::anyhow!(
             "no signing secret: pass --secret, set CASAPAY_WEBHOOK_SECRETS, or start `casapay-recon serve` once so it generates one in {}",
-            settings.database.display()
+            Location::of(&settings.database)
         )
     };
     if let Location::Sqlite(path) = Location::of(&settings.database)

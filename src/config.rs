@@ -38,8 +38,14 @@ pub struct ConfigArgs {
     #[arg(long, global = true, env = "CASAPAY_CONFIG", value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// SQLite database file [default: casapay-recon.db]
-    #[arg(long, global = true, env = "CASAPAY_DATABASE", value_name = "FILE")]
+    /// SQLite database file, or a postgres:// URL for several instances [default: casapay-recon.db]
+    #[arg(
+        long,
+        global = true,
+        env = "CASAPAY_DATABASE",
+        value_name = "FILE|URL",
+        hide_env_values = true
+    )]
     pub database: Option<PathBuf>,
     /// Listen address [default: 127.0.0.1:8080]
     #[arg(long, global = true, env = "CASAPAY_BIND", value_name = "ADDR")]

@@ -44,9 +44,10 @@ pub struct AppState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("database {path}: {source}")]
+    // The cause follows as the error's source (`{:#}` shows the chain once).
+    #[error("database {path}")]
     Database { path: String, source: StoreError },
-    #[error("cannot listen on {bind}: {source}")]
+    #[error("cannot listen on {bind}")]
     Bind {
         bind: String,
         source: std::io::Error,
@@ -79,7 +80,7 @@ pub struct Application {
 
 fn database_error(settings: &Settings) -> impl Fn(StoreError) -> StartupError + Copy + '_ {
     |source| StartupError::Database {
-        path: settings.database.display().to_string(),
+        path: Location::of(&settings.database).to_string(),
         source,
     }
 }

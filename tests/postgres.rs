@@ -323,3 +323,59 @@ async fn kill_9_of_one_instance_under_load_loses_no_acknowledged_event() {
     );
     survivor.kill().await;
 }
+
+#[tokio::test]
+#[ignore = "needs a PostgreSQL server: set CASAPAY_TEST_POSTGRES (.ci/run does)"]
+async fn a_database_password_never_shows_in_logs_errors_or_help() {
+    const PASSWORD: &str = "pw_never_shown_4711";
+    let database = TestDatabase::postgres();
+    // The server trusts loopback, so any password connects: the URL carries one all the same.
+    let url = database.setting().to_str().unwrap().replacen(
+        "://postgres@",
+        &format!("://postgres:{PASSWORD}@"),
+        1,
+    );
+    assert!(url.contains(PASSWORD), "the test URL names a user: {url}");
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("CASAPAY_DATABASE", url.as_str()),
+        ("CASAPAY_WEBHOOK_SECRETS", helpers::SECRET),
+        ("CASAPAY_ADMIN_TOKEN", helpers::ADMIN_TOKEN),
+    ];
+    let service = process::start_service_with(dir.path(), &env).await;
+    let lines = service.kill().await;
+    assert!(
+        lines.iter().any(|l| l.contains(":***@")),
+        "the database is named, masked: {lines:?}"
+    );
+    let unreachable = url.replacen("127.0.0.1:5432", "127.0.0.1:9", 1);
+    for (args, env_url) in [
+        (vec!["migrate"], unreachable.as_str()),
+        (vec!["serve", "--help"], url.as_str()),
+    ] {
+        let output = tokio::process::Command::new(process::BIN)
+            .args(&args)
+            .env("CASAPAY_DATABASE", env_url)
+            .env("CASAPAY_BUSY_TIMEOUT_MS", "500")
+            .current_dir(dir.path())
+            .output()
+            .await
+            .unwrap();
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!shown.is_empty(), "{args:?} says something");
+        assert!(
+            !shown.contains(PASSWORD),
+            "{args:?} shows the password: {shown}"
+        );
+    }
+    for line in &lines {
+        assert!(
+            !line.contains(PASSWORD),
+            "a log line shows the password: {line}"
+        );
+    }
+}

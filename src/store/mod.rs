@@ -41,7 +41,7 @@ pub enum StoreError {
     Postgres(#[from] ::postgres::Error),
     #[error("database settings: {0}")]
     Config(String),
-    #[error("database connection pool: {0}")]
+    #[error(transparent)]
     Pool(#[from] r2d2::Error),
     #[error("the batch this write was in could not be committed: {0}")]
     BatchFailed(String),
@@ -91,6 +91,43 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub enum Location {
     Sqlite(PathBuf),
     Postgres(String),
+}
+
+/// Shown without a password: a URL's `user:password@` and `password=` are masked.
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(url) => f.write_str(&redact(url)),
+        }
+    }
+}
+
+fn redact(url: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let mut shown = match base.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((user, host)) if user.contains(':') => {
+                let name = user.split(':').next().unwrap_or_default();
+                format!("{scheme}://{name}:***@{host}")
+            }
+            _ => base.to_string(),
+        },
+        None => base.to_string(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some(("password", _)) => "password=***".to_string(),
+                _ => param.to_string(),
+            })
+            .collect();
+        shown = format!("{shown}?{}", params.join("&"));
+    }
+    shown
 }
 
 impl Location {
@@ -394,4 +431,27 @@ pub trait Storage {
     fn insert_setting(&self, key: &str, value: &str) -> Result<()>;
     /// Proves the database takes writes, for `/readyz`.
     fn record_heartbeat(&self, now_ms: i64) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password() {
+        let shown = |url: &str| Location::of(Path::new(url)).to_string();
+        assert_eq!(
+            shown("postgres://app:s3cret@db.example.com:5432/recon?sslmode=require"),
+            "postgres://app:***@db.example.com:5432/recon?sslmode=require"
+        );
+        assert_eq!(
+            shown("postgresql://app@db/recon?password=s3cret&application_name=x"),
+            "postgresql://app@db/recon?password=***&application_name=x"
+        );
+        assert_eq!(
+            shown("postgres://localhost/recon"),
+            "postgres://localhost/recon"
+        );
+        assert_eq!(shown("data/casapay-recon.db"), "data/casapay-recon.db");
+    }
 }

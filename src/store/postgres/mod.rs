@@ -63,7 +63,7 @@ impl Pool {
     pub fn open(url: &str, size: u32, wait: Duration) -> Result<Self, StoreError> {
         let mut config: postgres::Config = url
             .parse()
-            .map_err(|e: postgres::Error| StoreError::Config(format!("{url}: {e}")))?;
+            .map_err(|e: postgres::Error| StoreError::Config(format!("the PostgreSQL URL: {e}")))?;
         if !url.contains("sslmode=") {
             config.ssl_mode(if is_local(&config) {
                 SslMode::Disable
@@ -80,9 +80,12 @@ impl Pool {
         config.application_name("casapay-recon");
         let manager = Manager::new(config, tls()?);
         off_async(|| {
+            // Connections open as needed; a failure is reported once, as the error.
             let pool = r2d2::Pool::builder()
                 .max_size(size)
+                .min_idle(Some(1))
                 .connection_timeout(wait)
+                .error_handler(Box::new(r2d2::NopErrorHandler))
                 .build(manager)?;
             let pool = Self(Arc::new(Connections(Some(pool))));
             pool.migrate()?;
