@@ -9,7 +9,8 @@ use crate::trigger::{Sample, send};
 
 #[derive(Debug, Clone)]
 pub struct IngestLoad {
-    pub url: String,
+    /// Endpoints, taken in turn by the connections (several instances behind no balancer).
+    pub urls: Vec<String>,
     pub secret: Secret,
     pub connections: usize,
     pub duration: Duration,
@@ -101,7 +102,9 @@ pub async fn run_ingest(load: IngestLoad) -> IngestReport {
                     };
                     let now = jiff::Timestamp::now().as_second();
                     let sent = Instant::now();
-                    let answer = send_with(&client, &load, sample.to_json(now), now).await;
+                    let url = &load.urls[connection % load.urls.len()];
+                    let answer =
+                        send_with(&client, url, &load.secret, sample.to_json(now), now).await;
                     result.0.push(sent.elapsed());
                     match answer {
                         Some(200) => result.1 += 1,
@@ -137,11 +140,12 @@ pub async fn run_ingest(load: IngestLoad) -> IngestReport {
 
 async fn send_with(
     client: &reqwest::Client,
-    load: &IngestLoad,
+    url: &str,
+    secret: &Secret,
     body: String,
     now: i64,
 ) -> Option<u16> {
-    send(client, &load.url, &load.secret, body, now)
+    send(client, url, secret, body, now)
         .await
         .ok()
         .map(|(status, _)| status)

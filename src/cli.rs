@@ -195,9 +195,11 @@ pub enum BenchCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct BenchIngestArgs {
-    /// A running endpoint [default: start the service in-process on a temporary database].
-    #[arg(long)]
-    pub url: Option<String>,
+    /// A running endpoint; repeat for several instances, which the connections take in turn
+    /// [default: start the service in-process, on a temporary SQLite file, or on
+    /// CASAPAY_DATABASE when that is a postgres:// URL].
+    #[arg(long = "url")]
+    pub urls: Vec<String>,
     /// Signing secret for --url [default: the configured one].
     #[arg(long, hide_env_values = true)]
     pub secret: Option<String>,

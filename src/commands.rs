@@ -177,12 +177,16 @@ pub fn reconcile(settings: &Settings, args: &ReconcileArgs) -> anyhow::Result<()
 
 pub async fn bench_ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow::Result<()> {
     let temporary = tempfile::tempdir()?;
-    let (url, secret, server) = match args.url {
-        Some(url) => (url, signing_secret(settings, args.secret)?, None),
-        None => {
+    let (urls, secret, server) = match args.urls.is_empty() {
+        false => (args.urls, signing_secret(settings, args.secret)?, None),
+        true => {
             let secret = Secret::generate("whsec_bench_");
+            let database = match Location::of(&settings.database) {
+                Location::Postgres(_) => settings.database.clone(),
+                Location::Sqlite(_) => temporary.path().join("bench.db"),
+            };
             let local = Settings {
-                database: temporary.path().join("bench.db"),
+                database,
                 bind: "127.0.0.1:0".into(),
                 webhook_secrets: Some(vec![secret.clone()]),
                 mail_dir: temporary.path().join("mail"),
@@ -191,14 +195,15 @@ pub async fn bench_ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow:
             let app = Application::build(&local)?;
             let url = format!("http://127.0.0.1:{}/webhooks/casapay", app.port());
             (
-                url,
+                vec![url],
                 secret,
                 Some(actix_web::rt::spawn(app.run_until_stopped())),
             )
         }
     };
     println!(
-        "bench ingest: {url}, {} connections, {} s, rate {}, write batch {}",
+        "bench ingest: {}, {} connections, {} s, rate {}, write batch {}",
+        urls.join(" + "),
         args.connections,
         args.seconds,
         args.rate
@@ -210,7 +215,7 @@ pub async fn bench_ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow:
         }
     );
     let load = bench::IngestLoad {
-        url,
+        urls,
         secret,
         connections: args.connections.max(1),
         duration: std::time::Duration::from_secs(args.seconds),

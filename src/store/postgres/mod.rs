@@ -6,12 +6,13 @@
 mod queries;
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use postgres::config::SslMode;
 use postgres::error::SqlState;
-use postgres::{IsolationLevel, Transaction};
+use postgres::{IsolationLevel, Statement, Transaction};
 use r2d2_postgres::PostgresConnectionManager;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -22,7 +23,34 @@ const SCHEMA: &str = include_str!("../../../schema.postgres.sql");
 /// Any fixed number: the advisory lock instances take to migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x0063_6173_6170_6179; // "casapay"
 
-type Manager = PostgresConnectionManager<MakeRustlsConnect>;
+/// A connection with the statements it has prepared: each statement is
+/// parsed once per connection, then every use is one round trip.
+pub(super) struct Session {
+    client: postgres::Client,
+    statements: HashMap<String, Statement>,
+}
+
+struct Manager(PostgresConnectionManager<MakeRustlsConnect>);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Session;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Session, postgres::Error> {
+        Ok(Session {
+            client: self.0.connect()?,
+            statements: HashMap::new(),
+        })
+    }
+
+    fn is_valid(&self, session: &mut Session) -> Result<(), postgres::Error> {
+        self.0.is_valid(&mut session.client)
+    }
+
+    fn has_broken(&self, session: &mut Session) -> bool {
+        session.client.is_closed()
+    }
+}
 
 /// Connections to one PostgreSQL database.
 ///
@@ -53,8 +81,20 @@ fn off_async<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 
 /// A transaction seen through the storage boundary. The driver wants `&mut`
 /// for every statement; the boundary's operations take `&self`, and a job
-/// runs on one thread, so a `RefCell` bridges them.
-pub(super) struct PgStore<'a>(RefCell<Transaction<'a>>);
+/// runs on one thread, so `RefCell`s bridge them.
+pub(super) struct PgStore<'a> {
+    tx: RefCell<Transaction<'a>>,
+    statements: RefCell<&'a mut HashMap<String, Statement>>,
+}
+
+impl<'a> PgStore<'a> {
+    fn new(tx: Transaction<'a>, statements: &'a mut HashMap<String, Statement>) -> Self {
+        Self {
+            tx: RefCell::new(tx),
+            statements: RefCell::new(statements),
+        }
+    }
+}
 
 impl Pool {
     /// Connects and migrates. Unless the URL sets `sslmode`, TLS (verified
@@ -78,7 +118,7 @@ impl Pool {
             wait.as_millis()
         ));
         config.application_name("casapay-recon");
-        let manager = Manager::new(config, tls()?);
+        let manager = Manager(PostgresConnectionManager::new(config, tls()?));
         off_async(|| {
             // Connections open as needed; a failure is reported once, as the error.
             let pool = r2d2::Pool::builder()
@@ -100,8 +140,8 @@ impl Pool {
 
     /// Creates the schema once, however many instances start together.
     fn migrate(&self) -> Result<(), StoreError> {
-        let mut client = self.get()?;
-        let mut tx = client.transaction()?;
+        let mut session = self.get()?;
+        let mut tx = session.client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
         let exists: bool = tx
             .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])?
@@ -146,10 +186,11 @@ impl Pool {
         &self,
         work: impl FnOnce(&dyn Storage) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut client = self.get()?;
-        let store = PgStore(RefCell::new(client.transaction()?));
+        let mut session = self.get()?;
+        let Session { client, statements } = &mut *session;
+        let store = PgStore::new(client.transaction()?, statements);
         let result = work(&store)?;
-        store.0.into_inner().commit()?;
+        store.tx.into_inner().commit()?;
         Ok(result)
     }
 
@@ -160,14 +201,15 @@ impl Pool {
         work: impl FnOnce(&dyn Storage) -> Result<T, E> + Send,
     ) -> Result<T, E> {
         off_async(|| {
-            let mut client = self.get()?;
+            let mut session = self.get()?;
+            let Session { client, statements } = &mut *session;
             let tx = client
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
                 .read_only(true)
                 .start()
                 .map_err(StoreError::from)?;
-            work(&PgStore(RefCell::new(tx)))
+            work(&PgStore::new(tx, statements))
         })
     }
 }

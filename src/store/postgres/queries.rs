@@ -3,8 +3,8 @@
 //! advisory locks where several instances meet.
 
 use jiff::civil::Date;
-use postgres::Row;
 use postgres::types::ToSql;
+use postgres::{Row, Statement};
 
 use super::PgStore;
 use crate::domain::{
@@ -21,14 +21,28 @@ use crate::store::{
 type Params<'p> = [&'p (dyn ToSql + Sync)];
 
 impl PgStore<'_> {
+    /// `sql` prepared on this connection, once.
+    fn statement(&self, sql: &str) -> Result<Statement> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.borrow_mut().prepare(sql)?;
+        self.statements
+            .borrow_mut()
+            .insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
     fn rows(&self, sql: &str, params: &Params<'_>) -> Result<Vec<Row>> {
-        Ok(self.0.borrow_mut().query(sql, params)?)
+        let statement = self.statement(sql)?;
+        Ok(self.tx.borrow_mut().query(&statement, params)?)
     }
     fn row(&self, sql: &str, params: &Params<'_>) -> Result<Option<Row>> {
-        Ok(self.0.borrow_mut().query_opt(sql, params)?)
+        let statement = self.statement(sql)?;
+        Ok(self.tx.borrow_mut().query_opt(&statement, params)?)
     }
     fn exec(&self, sql: &str, params: &Params<'_>) -> Result<u64> {
-        Ok(self.0.borrow_mut().execute(sql, params)?)
+        let statement = self.statement(sql)?;
+        Ok(self.tx.borrow_mut().execute(&statement, params)?)
     }
     /// Serialises this transaction with any other touching `object_id` (on
     /// any instance) until it ends: the order rule reads, then writes.
@@ -358,7 +372,7 @@ impl Storage for PgStore<'_> {
     }
 
     fn clear_objects(&self) -> Result<()> {
-        self.0
+        self.tx
             .borrow_mut()
             .batch_execute("DELETE FROM payment_requests; DELETE FROM payouts;")?;
         Ok(())
