@@ -16,6 +16,78 @@ pub struct IngestLoad {
     pub duration: Duration,
     /// Events per second in total; `None` sends as fast as answers come back.
     pub rate: Option<u32>,
+    /// With mail: events name the properties of [`mail_roll`], taken in turn.
+    pub mail: bool,
+}
+
+/// Properties whose landlords have e-mail, for `bench ingest --mail`.
+const MAILED_PROPERTIES: usize = 1000;
+
+/// A rent roll of [`MAILED_PROPERTIES`] properties in 2025-03, each landlord with an address.
+pub fn mail_roll() -> crate::rent_roll::RentRoll {
+    let mut csv = String::from("property_id,landlord_id,period,amount,currency,landlord_email\n");
+    for p in 0..MAILED_PROPERTIES {
+        csv.push_str(&format!(
+            "prop_m{p},ll_m{p},2025-03,120000,eur,landlord{p}@example.com\n"
+        ));
+    }
+    crate::rent_roll::parse(csv.as_bytes()).expect("the generated rent roll is valid")
+}
+
+/// The property of the `n`th event of `connection`.
+fn property_of(load: &IngestLoad, connection: usize, n: u64) -> String {
+    if load.mail {
+        let turn = n as usize * load.connections + connection;
+        format!("prop_m{}", turn % MAILED_PROPERTIES)
+    } else {
+        format!("prop_{connection}_{n}")
+    }
+}
+
+/// Stores `count` unique applied events, as a database that has run for a
+/// while holds them (`bench ingest --stored`), in transactions of 10,000.
+pub fn prefill(
+    database: &crate::store::Database,
+    count: usize,
+    progress: &indicatif::ProgressBar,
+) -> Result<(), crate::store::StoreError> {
+    use crate::domain::Mode;
+    use crate::ingest::IngestPolicy;
+    use crate::notify::MailPolicy;
+    let policy = IngestPolicy {
+        mode: Mode::Any,
+        mail: MailPolicy {
+            report_to: Vec::new(),
+            timezone: jiff::tz::TimeZone::UTC,
+        },
+    };
+    let eur = Currency::parse("eur").expect("eur is a currency");
+    let mut done = 0;
+    while done < count {
+        let batch = (count - done).min(10_000);
+        database.transaction(|store| {
+            for n in done..done + batch {
+                let sample = Sample {
+                    event_type: "payment_request.succeeded".into(),
+                    property_id: format!("prop_stored_{n}"),
+                    landlord_id: "ll_bench".into(),
+                    period: Period::new(2025, 2).expect("a valid period"),
+                    amount: Money::new(120_000, eur).expect("a valid amount"),
+                    object_id: Some(format!("preq_stored_{n}")),
+                    payment_agreement: None,
+                    livemode: true,
+                };
+                let body = sample.to_json(1_738_000_000);
+                let event = crate::casapay::event::parse(body.as_bytes())
+                    .expect("generated events are valid");
+                crate::ingest::apply_event(store, &event, 0, &policy)?;
+            }
+            Ok(())
+        })?;
+        done += batch;
+        progress.set_position(done as u64);
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -92,7 +164,7 @@ pub async fn run_ingest(load: IngestLoad) -> IngestReport {
                     n += 1;
                     let sample = Sample {
                         event_type: "payment_request.succeeded".into(),
-                        property_id: format!("prop_{connection}_{n}"),
+                        property_id: property_of(&load, connection, n),
                         landlord_id: "ll_bench".into(),
                         period: Period::new(2025, 3).expect("a valid period"),
                         amount: Money::new(120_000, eur).expect("a valid amount"),

