@@ -1,7 +1,7 @@
 //! The one rule for identifiers (event, object, property, landlord ids):
 //! 1 to 255 printable characters.
 
-pub const MAX_ID_LEN: usize = 255;
+const MAX_ID_LEN: usize = 255;
 
 /// Checks `text` as an id; the error says what an id must be.
 pub fn check_id(text: &str) -> Result<(), String> {

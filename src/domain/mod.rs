@@ -14,7 +14,7 @@ mod status;
 
 pub use clock::Clock;
 pub use event::{Content, Event, EventState, Mode};
-pub use id::{MAX_ID_LEN, check_id};
+pub use id::check_id;
 pub use mail::{MailDraft, MailKind};
 pub use money::{Currency, Money, MoneyError};
 pub use object::{

@@ -126,7 +126,7 @@ pub struct PeriodData {
 
 /// How far outside its month an undated request may be created and still match
 /// one of its lines (the matching window, plus a day for time zones).
-pub(in crate::store) const UNDATED_MARGIN_DAYS: i64 = 46;
+pub(in crate::store) const UNDATED_MARGIN_DAYS: i64 = crate::matching::PERIOD_WINDOW_DAYS + 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImportSummary {
