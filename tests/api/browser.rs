@@ -83,3 +83,63 @@ async fn browser_renders_the_dashboard_with_its_table_and_chart() {
         std::fs::write(keep, &png).unwrap();
     }
 }
+
+#[tokio::test]
+#[ignore = "needs Debian's chromium; .ci/run runs it"]
+async fn browser_shows_a_small_complete_first_page_at_ten_thousand_properties() {
+    let app = spawn_app().await;
+    let mut roll = String::from("property_id,landlord_id,period,amount,currency\n");
+    for p in 0..10_000 {
+        roll.push_str(&format!("prop_{p},ll_{},2025-03,120000,eur\n", p % 500));
+    }
+    expect_json(app.import_rent_roll(&roll).await, 200).await;
+    let paid: Vec<String> = (0..200)
+        .map(|p| {
+            event_with(
+                &format!("evt_{p}"),
+                "payment_request.succeeded",
+                10,
+                request(
+                    &format!("preq_{p}"),
+                    &format!("prop_{p}"),
+                    120000,
+                    "eur",
+                    "succeeded",
+                ),
+            )
+        })
+        .collect();
+    app.send_all(&paid).await;
+    let page = app.get_admin("/dashboard?period=2025-03").await;
+    assert_eq!(page.status().as_u16(), 200);
+    let served = page.bytes().await.unwrap();
+    assert!(
+        served.len() <= 200 * 1024,
+        "the first page is at most 200 KB: {} bytes",
+        served.len()
+    );
+    let port = app.address.rsplit(':').next().unwrap().to_string();
+    let url = format!("http://admin:{ADMIN_TOKEN}@127.0.0.1:{port}/dashboard?period=2025-03");
+    let dom = tokio::task::spawn_blocking(move || chromium(&["--dump-dom", &url]))
+        .await
+        .unwrap();
+    let html = String::from_utf8_lossy(&dom.stdout);
+    // Complete: the summary, the chart, both paged tables and the end of the document.
+    for part in [
+        "Rent reconciliation 2025-03",
+        "<svg id=\"chart\"",
+        "id=\"next-lines\"",
+        "</html>",
+    ] {
+        assert!(
+            html.contains(part),
+            "the page lacks {part}: {} bytes",
+            html.len()
+        );
+    }
+    assert!(
+        html.contains("Page 1 of 100"),
+        "10,000 lines in pages of 100: {}",
+        &html[..html.len().min(2000)]
+    );
+}
