@@ -168,11 +168,14 @@ pub fn reconcile(settings: &Settings, args: &ReconcileArgs) -> anyhow::Result<()
             args.landlord.as_deref(),
         )
     })?;
-    print!("{}", render::render(&reconciliation, args.format));
+    use std::io::Write;
+    // Written as rendered: a large period is never held whole as text.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    render::write(&reconciliation, args.format, &mut out)?;
     if args.format == Format::Json {
-        println!();
+        writeln!(out)?;
     }
-    Ok(())
+    Ok(out.flush()?)
 }
 
 pub async fn bench_ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow::Result<()> {

@@ -63,15 +63,24 @@ where
     I: IntoIterator<Item = R>,
     R: IntoIterator<Item = String>,
 {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(header).expect("writing to memory");
+    let mut bytes = Vec::new();
+    write_csv(&mut bytes, header, rows).expect("writing to memory");
+    String::from_utf8(bytes).expect("CSV of UTF-8 strings")
+}
+
+/// [`csv`] written to `out` row by row, never held whole.
+pub fn write_csv<W, I, R>(out: W, header: &[&str], rows: I) -> std::io::Result<()>
+where
+    W: std::io::Write,
+    I: IntoIterator<Item = R>,
+    R: IntoIterator<Item = String>,
+{
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(header)?;
     for row in rows {
-        writer
-            .write_record(row.into_iter().map(|cell| neutralise(&cell)))
-            .expect("writing to memory");
+        writer.write_record(row.into_iter().map(|cell| neutralise(&cell)))?;
     }
-    String::from_utf8(writer.into_inner().expect("flushing to memory"))
-        .expect("CSV of UTF-8 strings")
+    writer.flush()
 }
 
 /// Columns padded to their widest cell; `right` columns are right-aligned.

@@ -12,6 +12,7 @@ mod query;
 mod reconciliation;
 mod rent_roll;
 mod reports;
+mod stream;
 mod sync;
 mod webhook;
 

@@ -8,6 +8,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use super::events::Limit;
+use super::stream::streamed;
 use super::{Admin, DateParam};
 use crate::domain::{LineStatus, Period};
 use crate::error::ApiError;
@@ -73,29 +74,23 @@ pub async fn get_reconciliation(
         query.limit,
         query.starting_after,
     );
-    let body = web::block(move || -> Result<String, ApiError> {
-        let mut reconciliation = pool.read(|store| {
+    let mut reconciliation = web::block(move || {
+        pool.read(|store| {
             recon::reconcile_stored(store, period, as_of, &timezone, landlord.as_deref())
-        })?;
-        reconciliation.retain_lines(&filter);
-        let Some(Limit(limit)) = limit else {
-            return Ok(render::render(&reconciliation, format));
-        };
-        let (data, has_more) = recon::page_of_lines(&reconciliation.lines, limit, after.as_deref())
-            .ok_or_else(|| ApiError::InvalidRequest("starting_after: no such line".into()))?;
-        Ok(serde_json::to_string(&LinePage {
-            object: "list",
-            data,
-            has_more,
         })
-        .expect("lines serialise"))
     })
     .await??;
-    let content_type = if limit.is_some() {
-        Format::Json
-    } else {
-        format
-    }
-    .content_type();
-    Ok(HttpResponse::Ok().content_type(content_type).body(body))
+    reconciliation.retain_lines(&filter);
+    let Some(Limit(limit)) = limit else {
+        return Ok(streamed(format.content_type(), move |out| {
+            render::write(&reconciliation, format, out)
+        }));
+    };
+    let (data, has_more) = recon::page_of_lines(&reconciliation.lines, limit, after.as_deref())
+        .ok_or_else(|| ApiError::InvalidRequest("starting_after: no such line".into()))?;
+    Ok(HttpResponse::Ok().json(LinePage {
+        object: "list",
+        data,
+        has_more,
+    }))
 }

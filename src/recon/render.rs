@@ -7,14 +7,25 @@ use super::{Line, PayoutLine, Reconciliation, Total};
 use crate::format::{self, Format, money, table, timestamp};
 
 pub fn render(reconciliation: &Reconciliation, format: Format) -> String {
+    let mut bytes = Vec::new();
+    write(reconciliation, format, &mut bytes).expect("writing to memory");
+    String::from_utf8(bytes).expect("renderings are UTF-8")
+}
+
+/// [`render`] written to `out` as it is produced: JSON and CSV, the formats a
+/// whole period is exported in, are never held whole.
+pub fn write(
+    reconciliation: &Reconciliation,
+    format: Format,
+    mut out: impl std::io::Write,
+) -> std::io::Result<()> {
     match format {
-        Format::Json => {
-            serde_json::to_string_pretty(reconciliation).expect("a reconciliation serialises")
-        }
-        Format::Csv => csv(&reconciliation.lines),
-        Format::Text => text(reconciliation),
-        Format::Html => html(reconciliation),
+        Format::Json => serde_json::to_writer_pretty(&mut out, reconciliation)?,
+        Format::Csv => format::write_csv(&mut out, &CSV_HEADER, csv_rows(&reconciliation.lines))?,
+        Format::Text => out.write_all(text(reconciliation).as_bytes())?,
+        Format::Html => out.write_all(html(reconciliation).as_bytes())?,
     }
+    out.flush()
 }
 
 const CSV_HEADER: [&str; 20] = [
@@ -42,35 +53,36 @@ const CSV_HEADER: [&str; 20] = [
 
 /// One row per expected line; money in minor units plus a formatted column.
 pub fn csv(lines: &[Line]) -> String {
-    format::csv(
-        &CSV_HEADER,
-        lines.iter().map(|line| {
-            [
-                line.property_id.clone(),
-                line.property_name.clone().unwrap_or_default(),
-                line.landlord_id.clone(),
-                line.period.clone(),
-                line.currency.code(),
-                line.expected.to_string(),
-                money(line.expected, line.currency),
-                line.collected.to_string(),
-                money(line.collected, line.currency),
-                line.outstanding.to_string(),
-                money(line.outstanding, line.currency),
-                line.status.as_str().to_string(),
-                line.due_date.to_string(),
-                line.payment_requests.join(" "),
-                line.next_retry_at
-                    .map(|t| t.to_string())
-                    .unwrap_or_default(),
-                line.failure_reason.clone().unwrap_or_default(),
-                line.next_retry_estimated.to_string(),
-                line.retry_stalled.to_string(),
-                line.attempts.map(|a| a.to_string()).unwrap_or_default(),
-                line.payment_method_used.clone().unwrap_or_default(),
-            ]
-        }),
-    )
+    format::csv(&CSV_HEADER, csv_rows(lines))
+}
+
+fn csv_rows(lines: &[Line]) -> impl Iterator<Item = [String; 20]> + '_ {
+    lines.iter().map(|line| {
+        [
+            line.property_id.clone(),
+            line.property_name.clone().unwrap_or_default(),
+            line.landlord_id.clone(),
+            line.period.clone(),
+            line.currency.code(),
+            line.expected.to_string(),
+            money(line.expected, line.currency),
+            line.collected.to_string(),
+            money(line.collected, line.currency),
+            line.outstanding.to_string(),
+            money(line.outstanding, line.currency),
+            line.status.as_str().to_string(),
+            line.due_date.to_string(),
+            line.payment_requests.join(" "),
+            line.next_retry_at
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            line.failure_reason.clone().unwrap_or_default(),
+            line.next_retry_estimated.to_string(),
+            line.retry_stalled.to_string(),
+            line.attempts.map(|a| a.to_string()).unwrap_or_default(),
+            line.payment_method_used.clone().unwrap_or_default(),
+        ]
+    })
 }
 
 /// A totals row: currency, expected, collected, outstanding, paid out.

@@ -494,3 +494,36 @@ async fn lines_filter_by_status_landlord_and_property_and_page_like_events() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_whole_period_export_streams_every_line_in_csv_and_json() {
+    let app = spawn_app().await;
+    let mut roll = String::from("property_id,landlord_id,period,amount,currency\n");
+    for p in 0..3000 {
+        roll.push_str(&format!("prop_{p:04},ll_{},2025-03,120000,eur\n", p % 50));
+    }
+    expect_json(app.import_rent_roll(&roll).await, 200).await;
+    // Several 64 KB chunks: the body is sent as it is written.
+    let csv = app
+        .get_admin("/api/reconciliation?period=2025-03&as_of=2025-03-20&format=csv")
+        .await;
+    assert_eq!(csv.status().as_u16(), 200);
+    let csv = csv.text().await.unwrap();
+    assert!(csv.len() > 3 * 64 * 1024, "{} bytes", csv.len());
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3001, "a header and every line");
+    assert!(lines[3000].starts_with("prop_"), "{}", lines[3000]);
+    let ids: std::collections::BTreeSet<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3000, "each property once");
+    let json = expect_json(
+        app.get_admin("/api/reconciliation?period=2025-03&as_of=2025-03-20")
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(json["lines"].as_array().unwrap().len(), 3000);
+    assert_eq!(json["totals"][0]["expected"], 3000 * 120000);
+}
