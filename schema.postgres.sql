@@ -122,9 +122,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     cause           TEXT NOT NULL,            -- object state, or report:YYYY-MM-DD
     kind            TEXT NOT NULL,            -- rent_received, collection_retrying, … daily_report
     recipient       TEXT NOT NULL,
-    subject         TEXT NOT NULL,
-    text_body       TEXT NOT NULL,
-    html_body       TEXT NOT NULL,
+    -- JSON: the values a landlord mail is worded from when it is sent
+    -- ({"request":…} or {"payout":…}), or a message rendered when queued
+    -- ({"rendered":{"subject","text","html"}}: the daily report)
+    message         TEXT NOT NULL,
     status          TEXT NOT NULL DEFAULT 'queued',  -- queued | sending | sent | failed
     attempts        BIGINT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,         -- unix ms; for 'sending', when the claim lapses

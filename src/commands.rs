@@ -12,7 +12,10 @@ use crate::config::Settings;
 use crate::domain::{Currency, Money, Period, Secret};
 use crate::format::Format;
 use crate::ingest;
-use crate::notify::delivery::{Mailer, Transport};
+use crate::notify::{
+    self,
+    delivery::{Mailer, Transport},
+};
 use crate::recon::{self, render};
 use crate::rent_roll;
 use crate::report::{self, render::render_report, render::report_mail};
@@ -370,7 +373,7 @@ pub fn outbox(settings: &Settings, command: &OutboxCommand) -> anyhow::Result<()
                     row.attempts,
                     row.kind,
                     row.recipient,
-                    row.subject,
+                    notify::outbox_subject(&row, &settings.timezone),
                     row.last_error
                         .map(|e| format!("  [{e}]"))
                         .unwrap_or_default()

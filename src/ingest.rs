@@ -10,13 +10,12 @@ use serde::Serialize;
 
 use crate::casapay::event as wire;
 use crate::domain::{
-    Content, Event, EventState, LandlordContact, Mode, Object, PaymentRequest, Payout, Period,
-    PropertyKey, PropertyRent, RETRYING_EVENT_TYPE, StoredRequest, Version,
+    Content, Event, EventState, LandlordContact, MailDraft, MailMessage, Mode, Object,
+    PaymentRequest, Payout, Period, PropertyKey, PropertyRent, RETRYING_EVENT_TYPE, StoredRequest,
+    Version,
 };
 use crate::matching;
-use crate::notify::wording::{self, PayoutFacts, RequestFacts};
 use crate::notify::{self, MailPolicy, Reached};
-use crate::recon::rules;
 use crate::store::{SetBy, Storage, StoreError};
 
 /// How this deployment applies events.
@@ -137,7 +136,7 @@ fn reach(
 fn queue_all(
     store: &dyn Storage,
     cause: &str,
-    drafts: &[crate::domain::MailDraft],
+    drafts: &[MailDraft],
     now_ms: i64,
 ) -> Result<usize, StoreError> {
     let mut queued = 0;
@@ -197,13 +196,12 @@ fn queue_request_mails(
         Some((shown, period, contact)) => (Some((shown, period)), contact),
         None => (None, None),
     };
-    let facts = RequestFacts {
-        request: &stored.request,
-        line,
-        next_retry: rules::next_retry(stored),
-    };
-    let drafts = notify::drafts(intent.kind, contact.as_ref(), policy, |to| {
-        wording::request_mail(&facts, intent.kind, to, &policy.timezone)
+    let facts = notify::request_facts(stored, line);
+    let drafts = notify::drafts(intent.kind, contact.as_ref(), policy, |greet| {
+        MailMessage::Request {
+            facts: facts.clone(),
+            greet,
+        }
     });
     queue_all(store, &intent.cause, &drafts, now_ms)
 }
@@ -227,12 +225,12 @@ fn queue_payout_mails(
         Some(id) => store.landlord_contact(id)?,
         None => None,
     };
-    let facts = PayoutFacts {
-        payout,
-        period: payout.period.as_deref().and_then(|p| p.parse().ok()),
-    };
-    let drafts = notify::drafts(intent.kind, contact.as_ref(), policy, |to| {
-        wording::payout_mail(&facts, intent.kind, to, &policy.timezone)
+    let facts = notify::payout_facts(payout);
+    let drafts = notify::drafts(intent.kind, contact.as_ref(), policy, |greet| {
+        MailMessage::Payout {
+            facts: facts.clone(),
+            greet,
+        }
     });
     queue_all(store, &intent.cause, &drafts, now_ms)
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use casapay_recon::casapay::signature;
 use casapay_recon::config::Settings;
-use casapay_recon::domain::{Clock, Secret};
+use casapay_recon::domain::{Clock, MailKind, MailMessage, Secret};
 use casapay_recon::report::scheduler::Scheduler;
 use futures_util::StreamExt;
 use futures_util::future::join_all;
@@ -378,4 +378,61 @@ async fn a_database_password_never_shows_in_logs_errors_or_help() {
             "a log line shows the password: {line}"
         );
     }
+}
+
+#[tokio::test]
+#[ignore = "needs a PostgreSQL server: set CASAPAY_TEST_POSTGRES (.ci/run does)"]
+async fn a_version_2_database_migrates_and_sends_its_queued_mail_as_rendered() {
+    let database = TestDatabase::postgres();
+    let setting = database.setting();
+    database::execute(
+        &setting,
+        &format!(
+            "{}
+             INSERT INTO schema_version (version) VALUES (2);
+             INSERT INTO outbox (cause, kind, recipient, subject, text_body, html_body, next_attempt_at, created_at)
+               VALUES ('po_1:failed', 'payout_failed', 'a@example.com', 's', 't', 'h', 0, 0);",
+            include_str!("fixtures/schema-postgres-v2.sql")
+        ),
+    );
+    let opened = database::open(&setting);
+    let versions = database::query(
+        &setting,
+        "SELECT version FROM schema_version ORDER BY version",
+    );
+    assert_eq!(
+        versions,
+        [[Some("2".to_string())], [Some("3".to_string())]],
+        "migrated once, to version 3"
+    );
+    let queued = opened
+        .transaction(|store| store.claim_due_mail(0, 1, 10, None))
+        .unwrap();
+    assert_eq!(
+        queued.into_iter().map(|m| m.mail).collect::<Vec<_>>(),
+        [Ok((
+            MailKind::PayoutFailed,
+            MailMessage::Rendered {
+                subject: "s".into(),
+                text: "t".into(),
+                html: "h".into()
+            }
+        ))],
+    );
+    drop(opened);
+    let fresh = TestDatabase::postgres();
+    drop(database::open(&fresh.setting()));
+    let columns = |setting: &std::path::Path| {
+        database::query(
+            setting,
+            "SELECT table_name, column_name, data_type, is_nullable, column_default
+             FROM information_schema.columns WHERE table_schema = 'public'
+             ORDER BY table_name, column_name",
+        )
+    };
+    assert_eq!(
+        columns(&setting),
+        columns(&fresh.setting()),
+        "schema.postgres.sql is the migrations' result"
+    );
 }

@@ -62,6 +62,13 @@ impl serde::Serialize for Currency {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = String::deserialize(deserializer)?;
+        Currency::parse(&code).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.code())
@@ -110,6 +117,20 @@ impl Money {
 
     pub fn currency(self) -> Currency {
         self.currency
+    }
+}
+
+/// Kept (in a queued mail) as `[minor, "currency"]`, checked again when read.
+impl serde::Serialize for Money {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (self.minor, self.currency).serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Money {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (minor, currency) = <(i64, Currency)>::deserialize(deserializer)?;
+        Money::new(minor, currency).map_err(serde::de::Error::custom)
     }
 }
 

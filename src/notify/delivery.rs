@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jiff::tz::TimeZone;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::{Notify, watch};
@@ -111,6 +112,8 @@ pub struct Mailer {
     writer: Writer,
     max_attempts: u32,
     retry_base: Duration,
+    /// Dates in landlord mail are shown in it.
+    timezone: TimeZone,
 }
 
 impl Mailer {
@@ -129,26 +132,31 @@ impl Mailer {
             writer,
             max_attempts: settings.mail_max_attempts.max(1),
             retry_base: settings.mail_retry_base,
+            timezone: settings.timezone.clone(),
         })
     }
 
-    fn message(&self, mail: &ClaimedMail) -> Result<Message, String> {
+    /// The message to send, rendered now from what was queued, with its subject.
+    fn message(&self, mail: &ClaimedMail) -> Result<(Message, String), String> {
         let to = mail
             .recipient
             .parse::<Mailbox>()
             .map_err(|e| format!("recipient `{}`: {e}", mail.recipient))?;
-        Message::builder()
+        let (kind, message) = mail.mail.as_ref().map_err(Clone::clone)?;
+        let rendered = super::render(*kind, message, &self.timezone);
+        let message = Message::builder()
             // Stable per outbox row: a mail sent again after a crash (between the
             // server's acceptance and marking it sent) is recognisably the same.
             .message_id(Some(format!("<{}.outbox@casapay-recon>", mail.id)))
             .from(self.from.clone())
             .to(to)
-            .subject(mail.subject.clone())
+            .subject(rendered.subject.clone())
             .multipart(MultiPart::alternative_plain_html(
-                mail.text.clone(),
-                mail.html.clone(),
+                rendered.text,
+                rendered.html,
             ))
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok((message, rendered.subject))
     }
 
     /// Sends what is due now; returns how many mails were attempted.
@@ -172,15 +180,15 @@ impl Mailer {
         let count = claimed.len();
         for mail in claimed {
             let outcome = match self.message(&mail) {
-                Ok(message) => self.transport.send(message).await,
+                Ok((message, subject)) => self.transport.send(message).await.map(|()| subject),
                 Err(error) => Err((error, false)),
             };
             let id = mail.id;
             match outcome {
-                Ok(()) => {
+                Ok(subject) => {
                     let sent_at = jiff::Timestamp::now().as_millisecond();
                     // Names in a subject come from the rent roll: no line breaks in the log.
-                    let subject = crate::format::printable(&mail.subject);
+                    let subject = crate::format::printable(&subject);
                     tracing::info!(mail_id = id, recipient = %mail.recipient, subject, "mail sent");
                     crate::metrics::mail("sent", 1);
                     self.writer

@@ -9,9 +9,11 @@ use askama::Template;
 use jiff::tz::TimeZone;
 
 use crate::domain::{
-    LandlordContact, MailDraft, MailKind, PaymentRequestStatus, Payout, PayoutStatus, StoredRequest,
+    LandlordContact, MailDraft, MailKind, MailMessage, PaymentRequestStatus, Payout, PayoutFacts,
+    PayoutStatus, Period, RequestFacts, StoredRequest,
 };
 use crate::recon::rules;
+use crate::store::OutboxRow;
 
 /// Who else gets mail, and the zone dates are shown in.
 #[derive(Debug, Clone)]
@@ -70,6 +72,31 @@ pub fn intent_for(reached: Reached<'_>) -> Option<MailIntent> {
     Some(MailIntent { kind, cause })
 }
 
+/// The facts a request's state gives its mail, with the line it matched.
+pub fn request_facts(stored: &StoredRequest, line: Option<(String, Period)>) -> RequestFacts {
+    let pr = &stored.request;
+    RequestFacts {
+        request_id: pr.id.clone(),
+        amount: pr.amount,
+        failure_reason: pr.failure_reason.clone(),
+        attempts: pr.attempts,
+        payment_method_used: pr.payment_method_used.clone(),
+        line,
+        next_retry: rules::next_retry(stored),
+    }
+}
+
+pub fn payout_facts(po: &Payout) -> PayoutFacts {
+    PayoutFacts {
+        payout_id: po.id.clone(),
+        amount: po.amount,
+        period: po.period.as_deref().and_then(|p| p.parse().ok()),
+        arrival_date: po.arrival_date,
+        failure: po.failure().map(str::to_string),
+        destination: po.destination.clone(),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "mail.txt")]
 struct TextMail<'a> {
@@ -91,43 +118,99 @@ pub struct MailContent {
     pub facts: Vec<(String, String)>,
 }
 
+/// A message as it is sent: subject, plain text and HTML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedMail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
 impl MailContent {
-    pub fn render(&self, kind: MailKind, recipient: &str) -> MailDraft {
-        MailDraft {
-            kind,
-            recipient: recipient.to_string(),
-            subject: self.subject.clone(),
-            text: TextMail { content: self }
+    pub fn render(self) -> RenderedMail {
+        RenderedMail {
+            text: TextMail { content: &self }
                 .render()
                 .expect("the text mail template renders"),
-            html: HtmlMail { content: self }
+            html: HtmlMail { content: &self }
                 .render()
                 .expect("the HTML mail template renders"),
+            subject: self.subject,
         }
     }
 }
 
+/// What a queued message says (pure): worded and rendered when it is sent,
+/// dates in `timezone`.
+pub fn render(kind: MailKind, message: &MailMessage, timezone: &TimeZone) -> RenderedMail {
+    match message {
+        MailMessage::Request { facts, greet } => {
+            wording::request_mail(facts, kind, greet.as_deref(), timezone).render()
+        }
+        MailMessage::Payout { facts, greet } => {
+            wording::payout_mail(facts, kind, greet.as_deref(), timezone).render()
+        }
+        MailMessage::Rendered {
+            subject,
+            text,
+            html,
+        } => RenderedMail {
+            subject: subject.clone(),
+            text: text.clone(),
+            html: html.clone(),
+        },
+    }
+}
+
+/// A queued mail's subject, as `outbox list` and the report show it.
+pub fn outbox_subject(row: &OutboxRow, timezone: &TimeZone) -> String {
+    match (&row.message, MailKind::parse(&row.kind)) {
+        (Ok(message), Some(kind)) => render_subject(kind, message, timezone),
+        (Err(error), _) => format!("({error})"),
+        (_, None) => format!("(the stored kind `{}` is not a mail kind)", row.kind),
+    }
+}
+
+fn render_subject(kind: MailKind, message: &MailMessage, timezone: &TimeZone) -> String {
+    match message {
+        MailMessage::Request { facts, greet } => {
+            wording::request_mail(facts, kind, greet.as_deref(), timezone).subject
+        }
+        MailMessage::Payout { facts, greet } => {
+            wording::payout_mail(facts, kind, greet.as_deref(), timezone).subject
+        }
+        MailMessage::Rendered { subject, .. } => subject.clone(),
+    }
+}
+
 /// The mails of one message: to the landlord (with an address and `notify`),
-/// and for failures to operations too. One per recipient; `content` words it
-/// for a recipient (operations get no personal greeting).
+/// and for failures to operations too. One per recipient; `message` gives
+/// the message for whom its greeting names (operations: nobody).
 pub fn drafts(
     kind: MailKind,
     landlord: Option<&LandlordContact>,
     policy: &MailPolicy,
-    content: impl Fn(Option<&LandlordContact>) -> MailContent,
+    message: impl Fn(Option<String>) -> MailMessage,
 ) -> Vec<MailDraft> {
     let mut drafts = Vec::new();
     if let Some(contact) = landlord
         && contact.notify
         && let Some(email) = &contact.email
     {
-        drafts.push(content(Some(contact)).render(kind, email));
+        drafts.push(MailDraft {
+            kind,
+            recipient: email.clone(),
+            message: message(contact.name.clone()),
+        });
     }
     if kind.copies_operations() {
-        let copy = content(None);
         for address in &policy.report_to {
             if !drafts.iter().any(|d| d.recipient == *address) {
-                drafts.push(copy.render(kind, address));
+                drafts.push(MailDraft {
+                    kind,
+                    recipient: address.clone(),
+                    message: message(None),
+                });
             }
         }
     }
@@ -136,7 +219,7 @@ pub fn drafts(
 
 #[cfg(test)]
 mod tests {
-    use super::wording::{PayoutFacts, RequestFacts, payout_mail, request_mail};
+    use super::wording::{payout_mail, request_mail};
     use super::*;
     use crate::casapay::event;
     use crate::domain::{Content, Object, PaymentRequest, Period, Version};
@@ -199,8 +282,21 @@ mod tests {
         Some(("12 Oak St".into(), "2025-03".parse().unwrap()))
     }
 
-    fn rendered(facts: &RequestFacts<'_>, kind: MailKind, to: &LandlordContact) -> MailDraft {
-        request_mail(facts, kind, Some(to), &policy().timezone).render(kind, "a@example.com")
+    fn rendered(facts: &RequestFacts, kind: MailKind, to: &LandlordContact) -> RenderedMail {
+        request_mail(facts, kind, to.name.as_deref(), &policy().timezone).render()
+    }
+
+    /// The facts of a request, with the line and retry date given.
+    fn facts_of(
+        pr: &PaymentRequest,
+        line: Option<(String, Period)>,
+        next_retry: Option<(i64, bool)>,
+    ) -> RequestFacts {
+        RequestFacts {
+            line,
+            next_retry,
+            ..request_facts(&stored(pr.clone(), false), None)
+        }
     }
 
     #[test]
@@ -234,11 +330,10 @@ mod tests {
 
     #[test]
     fn landlords_with_an_address_and_notify_get_it_and_operations_hear_of_failures() {
-        let words = |to: Option<&LandlordContact>| MailContent {
+        let words = |greet: Option<String>| MailMessage::Rendered {
             subject: "s".into(),
-            greeting: to.map_or("Hello,".into(), |_| "Hello Ana,".into()),
-            paragraphs: vec![],
-            facts: vec![],
+            text: greet.map_or("Hello,".into(), |name| format!("Hello {name},")),
+            html: String::new(),
         };
         let to = |drafts: Vec<MailDraft>| -> Vec<String> {
             drafts.into_iter().map(|d| d.recipient).collect()
@@ -269,8 +364,10 @@ mod tests {
         );
         let both = drafts(MailKind::PayoutFailed, Some(&ana), &policy(), words);
         assert_eq!(both.len(), 2);
-        assert!(
-            both[1].text.starts_with("Hello,"),
+        assert_eq!(both[0].message, words(Some("Ana".into())));
+        assert_eq!(
+            both[1].message,
+            words(None),
             "operations get no personal greeting"
         );
     }
@@ -278,14 +375,14 @@ mod tests {
     #[test]
     fn rent_received_names_the_matched_line_and_escapes_html() {
         let pr = request(SUCCEEDED);
-        let facts = RequestFacts {
-            request: &pr,
-            line: Some((
+        let facts = facts_of(
+            &pr,
+            Some((
                 "<script>alert('x')</script> & co".into(),
                 "2025-03".parse().unwrap(),
             )),
-            next_retry: None,
-        };
+            None,
+        );
         let draft = rendered(
             &facts,
             MailKind::RentReceived,
@@ -308,11 +405,7 @@ mod tests {
     fn retry_mails_give_the_attempt_and_the_date_in_the_zone_or_a_sentence_without_it() {
         let pr = request(RETRYING);
         // 2025-03-24 23:30 UTC is already the 25th in Paris.
-        let facts = RequestFacts {
-            request: &pr,
-            line: march(),
-            next_retry: Some((1_742_859_000, false)),
-        };
+        let facts = facts_of(&pr, march(), Some((1_742_859_000, false)));
         let draft = rendered(
             &facts,
             MailKind::CollectionRetrying,
@@ -326,7 +419,7 @@ mod tests {
         assert!(draft.text.contains("attempt 1 of 3"));
         let estimated = RequestFacts {
             next_retry: Some((1_742_859_000, true)),
-            ..facts
+            ..facts.clone()
         };
         assert!(
             rendered(
@@ -337,11 +430,7 @@ mod tests {
             .text
             .contains("around 25 March 2025")
         );
-        let unknown = RequestFacts {
-            request: &pr,
-            line: march(),
-            next_retry: None,
-        };
+        let unknown = facts_of(&pr, march(), None);
         let draft = rendered(&unknown, MailKind::CollectionRetrying, &contact(true, None));
         assert!(!draft.text.contains("soon"), "{}", draft.text);
         assert!(
@@ -355,11 +444,7 @@ mod tests {
     fn an_unmatched_request_is_named_by_its_id_never_as_no_period() {
         let mut pr = request(SUCCEEDED);
         pr.failure_reason = None;
-        let facts = RequestFacts {
-            request: &pr,
-            line: None,
-            next_retry: None,
-        };
+        let facts = facts_of(&pr, None, None);
         let draft = rendered(&facts, MailKind::CollectionFailed, &contact(true, None));
         assert_eq!(
             draft.subject,
@@ -374,24 +459,26 @@ mod tests {
         let paid = payout(
             r#"{"id":"po_1","amount":1150000,"currency":"gbp","status":"paid","arrival_date":1742860800,"metadata":{"landlord_id":"ll_1","period":"2025-03"}}"#,
         );
-        let facts = PayoutFacts {
-            payout: &paid,
-            period: Some("2025-03".parse().unwrap()),
-        };
-        let draft = payout_mail(&facts, MailKind::PayoutPaid, None, &policy().timezone)
-            .render(MailKind::PayoutPaid, "a@example.com");
+        let draft = payout_mail(
+            &payout_facts(&paid),
+            MailKind::PayoutPaid,
+            None,
+            &policy().timezone,
+        )
+        .render();
         assert_eq!(draft.subject, "Payout paid: £11,500.00 for March 2025");
         assert!(draft.text.contains("25 March 2025"));
         // The quickstart's payout: no metadata, a failure_reason.
         let failed = payout(
             r#"{"id":"po_2","amount":1200,"currency":"jpy","status":"failed","destination":"ba_1","failure_reason":"account_closed"}"#,
         );
-        let facts = PayoutFacts {
-            payout: &failed,
-            period: None,
-        };
-        let draft = payout_mail(&facts, MailKind::PayoutFailed, None, &policy().timezone)
-            .render(MailKind::PayoutFailed, "a@example.com");
+        let draft = payout_mail(
+            &payout_facts(&failed),
+            MailKind::PayoutFailed,
+            None,
+            &policy().timezone,
+        )
+        .render();
         assert_eq!(draft.subject, "Payout failed: ¥1,200");
         assert!(
             draft.text.contains("could not be paid: account_closed."),
@@ -400,5 +487,81 @@ mod tests {
         );
         assert!(draft.text.contains("Next step"));
         assert!(!draft.text.contains("(no period)"));
+    }
+
+    /// A message as version 2 rendered it when queueing (captured from that
+    /// version): subject, text, HTML.
+    macro_rules! before {
+        ($name:literal) => {
+            RenderedMail {
+                subject: include_str!(concat!("../../tests/fixtures/mail/", $name, ".subject"))
+                    .into(),
+                text: include_str!(concat!("../../tests/fixtures/mail/", $name, ".txt")).into(),
+                html: include_str!(concat!("../../tests/fixtures/mail/", $name, ".html")).into(),
+            }
+        };
+    }
+
+    /// Queued as values, stored as JSON, rendered when sent.
+    fn sent(draft: &MailDraft) -> RenderedMail {
+        let stored = serde_json::to_string(&draft.message).unwrap();
+        render(
+            draft.kind,
+            &serde_json::from_str(&stored).unwrap(),
+            &policy().timezone,
+        )
+    }
+
+    #[test]
+    fn mail_rendered_when_sent_is_what_rendering_when_queued_sent_before() {
+        let ana = contact(true, Some("ana@example.com"));
+        let request_mail = |kind, facts: RequestFacts, to: Option<&LandlordContact>| {
+            drafts(kind, to, &policy(), |greet| MailMessage::Request {
+                facts: facts.clone(),
+                greet,
+            })
+        };
+        let mut pr = request(SUCCEEDED);
+        pr.payment_method_used = Some("sepa_debit".into());
+        let line = Some(("12 Oak St <b>".into(), "2025-03".parse().unwrap()));
+        let received = request_mail(
+            MailKind::RentReceived,
+            facts_of(&pr, line, None),
+            Some(&ana),
+        );
+        assert_eq!(sent(&received[0]), before!("rent_received"));
+
+        let retrying = facts_of(&request(RETRYING), march(), Some((1_742_859_000, true)));
+        let retrying = request_mail(MailKind::CollectionRetrying, retrying, Some(&ana));
+        assert_eq!(sent(&retrying[0]), before!("collection_retrying"));
+
+        let failed = request_mail(
+            MailKind::CollectionFailed,
+            facts_of(&request(RETRYING), None, None),
+            None,
+        );
+        assert_eq!(failed[0].recipient, "ops@example.com");
+        assert_eq!(sent(&failed[0]), before!("collection_failed_operations"));
+
+        let payout_mail = |kind, po: &Payout| {
+            drafts(kind, Some(&ana), &policy(), |greet| MailMessage::Payout {
+                facts: payout_facts(po),
+                greet,
+            })
+        };
+        let paid = payout(
+            r#"{"id":"po_1","amount":1150000,"currency":"gbp","status":"paid","destination":"ba_9","arrival_date":1742860800,"metadata":{"landlord_id":"ll_1","period":"2025-03"}}"#,
+        );
+        assert_eq!(
+            sent(&payout_mail(MailKind::PayoutPaid, &paid)[0]),
+            before!("payout_paid")
+        );
+        let failed = payout(
+            r#"{"id":"po_2","amount":1200,"currency":"jpy","status":"failed","destination":"ba_1","failure_message":"closed & gone"}"#,
+        );
+        assert_eq!(
+            sent(&payout_mail(MailKind::PayoutFailed, &failed)[0]),
+            before!("payout_failed")
+        );
     }
 }

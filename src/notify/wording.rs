@@ -4,21 +4,7 @@
 use jiff::tz::TimeZone;
 
 use super::MailContent;
-use crate::domain::{LandlordContact, MailKind, PaymentRequest, Payout, Period};
-
-/// A PaymentRequest's mail: the request, and the line it matched if any.
-pub struct RequestFacts<'a> {
-    pub request: &'a PaymentRequest,
-    /// (property shown, period) of the matched line.
-    pub line: Option<(String, Period)>,
-    /// When CasaPay retries, and whether that is estimated.
-    pub next_retry: Option<(i64, bool)>,
-}
-
-pub struct PayoutFacts<'a> {
-    pub payout: &'a Payout,
-    pub period: Option<Period>,
-}
+use crate::domain::{MailKind, PayoutFacts, Period, RequestFacts};
 
 /// "March 2025".
 pub fn month_label(period: Period) -> String {
@@ -36,10 +22,8 @@ pub fn date_label(unix_seconds: i64, timezone: &TimeZone) -> String {
         .unwrap_or_else(|_| unix_seconds.to_string())
 }
 
-fn greeting(contact: Option<&LandlordContact>) -> String {
-    contact
-        .and_then(|c| c.name.as_deref())
-        .map_or_else(|| "Hello,".to_string(), |name| format!("Hello {name},"))
+fn greeting(name: Option<&str>) -> String {
+    name.map_or_else(|| "Hello,".to_string(), |name| format!("Hello {name},"))
 }
 
 fn fact(label: &str, value: impl Into<String>) -> (String, String) {
@@ -47,15 +31,14 @@ fn fact(label: &str, value: impl Into<String>) -> (String, String) {
 }
 
 pub fn request_mail(
-    facts: &RequestFacts<'_>,
+    pr: &RequestFacts,
     kind: MailKind,
-    contact: Option<&LandlordContact>,
+    greet: Option<&str>,
     timezone: &TimeZone,
 ) -> MailContent {
-    let pr = facts.request;
     let amount = pr.amount.to_string();
     // "for 12 Oak St — March 2025", or the request itself when it matched no line.
-    let (what, mut facts_list) = match &facts.line {
+    let (what, mut facts_list) = match &pr.line {
         Some((property, period)) => (
             format!("{property} — {}", month_label(*period)),
             vec![
@@ -63,7 +46,7 @@ pub fn request_mail(
                 fact("Period", month_label(*period)),
             ],
         ),
-        None => (format!("payment request {}", pr.id), Vec::new()),
+        None => (format!("payment request {}", pr.request_id), Vec::new()),
     };
     facts_list.push(fact("Amount", amount.clone()));
     let because = pr
@@ -86,7 +69,7 @@ pub fn request_mail(
                 paragraphs.push(format!("That was attempt {attempts} of 3."));
                 facts_list.push(fact("Attempt", format!("{attempts} of 3")));
             }
-            let subject = match facts.next_retry {
+            let subject = match pr.next_retry {
                 Some((at, estimated)) => {
                     let date = date_label(at, timezone);
                     paragraphs.push(if estimated {
@@ -124,29 +107,28 @@ pub fn request_mail(
     if let Some(method) = &pr.payment_method_used {
         facts_list.push(fact("Payment method", method.clone()));
     }
-    facts_list.push(fact("Reference", pr.id.clone()));
+    facts_list.push(fact("Reference", pr.request_id.clone()));
     MailContent {
         subject,
-        greeting: greeting(contact),
+        greeting: greeting(greet),
         paragraphs,
         facts: facts_list,
     }
 }
 
 pub fn payout_mail(
-    facts: &PayoutFacts<'_>,
+    po: &PayoutFacts,
     kind: MailKind,
-    contact: Option<&LandlordContact>,
+    greet: Option<&str>,
     timezone: &TimeZone,
 ) -> MailContent {
-    let po = facts.payout;
     let amount = po.amount.to_string();
-    let for_month = facts
+    let for_month = po
         .period
         .map(|p| format!(" for {}", month_label(p)))
         .unwrap_or_default();
     let mut facts_list = vec![fact("Amount", amount.clone())];
-    if let Some(period) = facts.period {
+    if let Some(period) = po.period {
         facts_list.push(fact("Period", month_label(period)));
     }
     let (subject, paragraphs) = if kind == MailKind::PayoutPaid {
@@ -162,7 +144,7 @@ pub fn payout_mail(
         };
         (format!("Payout paid: {amount}{for_month}"), vec![paragraph])
     } else {
-        let first = match po.failure() {
+        let first = match po.failure.as_deref() {
             Some(reason) => {
                 facts_list.push(fact("Reason", reason));
                 format!("Your payout of {amount}{for_month} could not be paid: {reason}.")
@@ -180,10 +162,10 @@ pub fn payout_mail(
     if let Some(destination) = &po.destination {
         facts_list.push(fact("Destination", destination.clone()));
     }
-    facts_list.push(fact("Reference", po.id.clone()));
+    facts_list.push(fact("Reference", po.payout_id.clone()));
     MailContent {
         subject,
-        greeting: greeting(contact),
+        greeting: greeting(greet),
         paragraphs,
         facts: facts_list,
     }

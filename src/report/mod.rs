@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::domain::{Currency, ExceptionKind, Period};
 use crate::format::timestamp;
+use crate::notify;
 use crate::recon::{self, Exception, Reconciliation, Total, arrears, exceptions_of};
 use crate::store::{RecordedException, Storage, StoreError};
 
@@ -103,7 +104,10 @@ fn events_received(
 
 /// Exceptions of the service itself: quarantined events, a failed sync, mail
 /// that could not be delivered.
-fn service_exceptions(store: &dyn Storage) -> Result<Vec<Exception>, StoreError> {
+fn service_exceptions(
+    store: &dyn Storage,
+    timezone: &TimeZone,
+) -> Result<Vec<Exception>, StoreError> {
     let mut exceptions = Vec::new();
     for event in store.quarantined_events(QUARANTINED_LISTED)? {
         exceptions.push(Exception::about(
@@ -137,7 +141,7 @@ fn service_exceptions(store: &dyn Storage) -> Result<Vec<Exception>, StoreError>
                 "mail {} to {} ({}): {}",
                 mail.id,
                 mail.recipient,
-                mail.subject,
+                notify::outbox_subject(&mail, timezone),
                 mail.last_error.unwrap_or_default()
             ),
             Some(mail.id.to_string()),
@@ -235,7 +239,7 @@ pub fn build_daily_report(
     periods.push(reconciliation);
     let arrears = arrears::arrears_of(periods.iter().flat_map(|p| &p.lines), date);
 
-    exceptions.extend(service_exceptions(store)?);
+    exceptions.extend(service_exceptions(store, timezone)?);
     let changes = what_changed(store, date, &mut exceptions)?;
 
     let mut totals: BTreeMap<Currency, Total> = BTreeMap::new();

@@ -5,7 +5,7 @@ use askama::Template;
 use super::DailyReport;
 use super::balance::Balance;
 use crate::domain::Currency;
-use crate::domain::{MailDraft, MailKind};
+use crate::domain::{MailDraft, MailKind, MailMessage};
 use crate::format::{self, Format, money, printable};
 use crate::recon::Exception;
 use crate::recon::render::{self, total_cells};
@@ -263,18 +263,21 @@ fn html(report: &DailyReport) -> String {
     page.render().expect("the report template renders")
 }
 
-/// The report as a mail to one recipient: the text and HTML renderings.
+/// The report as a mail to one recipient: the text and HTML renderings of
+/// its day, kept as they are when queued.
 pub fn report_mail(report: &DailyReport, recipient: &str) -> MailDraft {
     let count = report.exceptions.len();
     MailDraft {
         kind: MailKind::DailyReport,
         recipient: recipient.to_string(),
-        subject: format!(
-            "Daily reconciliation report {}: {count} exception{}",
-            report.date,
-            if count == 1 { "" } else { "s" }
-        ),
-        text: text(report),
-        html: html(report),
+        message: MailMessage::Rendered {
+            subject: format!(
+                "Daily reconciliation report {}: {count} exception{}",
+                report.date,
+                if count == 1 { "" } else { "s" }
+            ),
+            text: text(report),
+            html: html(report),
+        },
     }
 }

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::domain::{ExpectedRent, Object, PropertyRent, StoredPayout, StoredRequest, Version};
+use crate::domain::{
+    ExpectedRent, MailKind, MailMessage, Object, PropertyRent, StoredPayout, StoredRequest, Version,
+};
 
 /// Where an event sits in the newest-first order, for `starting_after`.
 #[derive(Debug, Clone, Copy)]
@@ -85,9 +87,8 @@ impl ObjectState {
 pub struct ClaimedMail {
     pub id: i64,
     pub recipient: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
+    /// Its kind and message, or why the stored row cannot be read.
+    pub mail: Result<(MailKind, MailMessage), String>,
     pub attempts: u32,
 }
 
@@ -98,7 +99,8 @@ pub struct OutboxRow {
     pub status: String,
     pub kind: String,
     pub recipient: String,
-    pub subject: String,
+    #[serde(skip)]
+    pub message: Result<MailMessage, String>,
     pub attempts: u32,
     pub last_error: Option<String>,
     pub cause: String,

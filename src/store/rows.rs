@@ -7,10 +7,11 @@ use std::str::FromStr;
 
 use jiff::civil::Date;
 
-use super::{StoreError, corrupt};
+use super::{ClaimedMail, StoreError, corrupt};
 use crate::domain::{
-    Currency, Event, ExpectedRent, Money, PaymentRequest, PaymentRequestStatus, Payout,
-    PayoutStatus, Period, RETRYING_EVENT_TYPE, StatusRank, StoredPayout, StoredRequest, Version,
+    Currency, Event, ExpectedRent, MailKind, MailMessage, Money, PaymentRequest,
+    PaymentRequestStatus, Payout, PayoutStatus, Period, RETRYING_EVENT_TYPE, StatusRank,
+    StoredPayout, StoredRequest, Version,
 };
 
 /// Where an event came from: a sync writes snapshots as `*.synced` events.
@@ -158,5 +159,34 @@ impl PayoutRow {
                 created: self.created,
             },
         })
+    }
+}
+
+/// A queued mail's message as it is stored: JSON.
+pub(super) fn message_json(message: &MailMessage) -> String {
+    serde_json::to_string(message).expect("a mail message serialises")
+}
+
+/// A stored message; a row that does not decode is named, and fails its mail alone.
+pub(super) fn message(json: &str) -> Result<MailMessage, String> {
+    serde_json::from_str(json).map_err(|e| format!("the stored message does not decode: {e}"))
+}
+
+/// A claimed outbox row.
+pub(super) fn claimed_mail(
+    id: i64,
+    recipient: String,
+    kind: &str,
+    json: &str,
+    attempts: u32,
+) -> ClaimedMail {
+    let mail = MailKind::parse(kind)
+        .ok_or_else(|| format!("the stored kind `{kind}` is not a mail kind"))
+        .and_then(|kind| Ok((kind, message(json)?)));
+    ClaimedMail {
+        id,
+        recipient,
+        mail,
+        attempts,
     }
 }

@@ -2,9 +2,11 @@
 //! §5 matching fallbacks and retries; §7; §8 replay), through the real endpoint.
 
 use casapay_recon::casapay::event;
+use casapay_recon::domain::MailKind;
 use casapay_recon::domain::{Clock, Mode};
 use casapay_recon::ingest::{self, IngestPolicy};
-use casapay_recon::notify::MailPolicy;
+use casapay_recon::notify::{self, MailPolicy, RenderedMail};
+use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, event_with, exceptions_of, expect_json, line, spawn_app_with};
@@ -73,16 +75,25 @@ async fn reconciliation(app: &TestApp, query: &str) -> Value {
     .await
 }
 
+/// A queued mail as the worker will send it (the app's zone is UTC).
+fn rendered(kind: &str, message: &str) -> RenderedMail {
+    let kind = MailKind::parse(kind).expect("a mail kind");
+    let message = serde_json::from_str(message).expect("a stored message");
+    notify::render(kind, &message, &TimeZone::UTC)
+}
+
 /// (cause, recipient, subject) of every queued mail, sorted.
 fn mails(app: &TestApp) -> Vec<(String, String, String)> {
     crate::database::query(
         &app.database,
-        "SELECT cause, recipient, subject FROM outbox ORDER BY cause, recipient",
+        "SELECT cause, recipient, kind, message FROM outbox ORDER BY cause, recipient",
     )
     .into_iter()
     .map(|row| match &row[..] {
-        [Some(cause), Some(to), Some(subject)] => (cause.clone(), to.clone(), subject.clone()),
-        other => panic!("an outbox row without cause, recipient or subject: {other:?}"),
+        [Some(cause), Some(to), Some(kind), Some(message)] => {
+            (cause.clone(), to.clone(), rendered(kind, message).subject)
+        }
+        other => panic!("an outbox row without cause, recipient, kind or message: {other:?}"),
     })
     .collect()
 }
@@ -170,9 +181,12 @@ async fn the_seed_documents_objects_reconcile_and_mail_without_metadata() {
             ),
         ]
     );
-    let failed_text = app
-        .value("SELECT text_body FROM outbox WHERE cause = 'po_lost:failed'")
-        .expect("the payout's failure is mailed");
+    let failed_text = rendered(
+        "payout_failed",
+        &app.value("SELECT message FROM outbox WHERE cause = 'po_lost:failed'")
+            .expect("the payout's failure is mailed"),
+    )
+    .text;
     assert!(
         failed_text.contains("could not be paid: account_closed."),
         "{failed_text}"

@@ -20,6 +20,14 @@ use super::{SCHEMA_VERSION, Storage, StoreError};
 
 const SCHEMA: &str = include_str!("../../../schema.postgres.sql");
 
+/// The first PostgreSQL schema's version; `schema.postgres.sql` is always the
+/// result of applying every migration after it.
+const FIRST_VERSION: i64 = 2;
+/// `MIGRATIONS[i]` takes version `FIRST_VERSION + i` to the next.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/3-mail-intents.sql")];
+// Both engines write the same version.
+const _: () = assert!(FIRST_VERSION + MIGRATIONS.len() as i64 == SCHEMA_VERSION);
+
 /// Any fixed number: the advisory lock instances take to migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x0063_6173_6170_6179; // "casapay"
 
@@ -138,7 +146,8 @@ impl Pool {
         Ok(pool.get()?)
     }
 
-    /// Creates the schema once, however many instances start together.
+    /// Creates the schema, or brings it up to date, once however many
+    /// instances start together.
     fn migrate(&self) -> Result<(), StoreError> {
         let mut session = self.get()?;
         let mut tx = session.client.transaction()?;
@@ -159,7 +168,18 @@ impl Pool {
                     supported: SCHEMA_VERSION,
                 });
             }
-            Some(_) => {}
+            Some(found) => {
+                let done = (found - FIRST_VERSION) as usize;
+                for (index, migration) in MIGRATIONS.iter().enumerate().skip(done) {
+                    let version = FIRST_VERSION + index as i64 + 1;
+                    tx.batch_execute(migration)?;
+                    tx.execute(
+                        "INSERT INTO schema_version (version) VALUES ($1)",
+                        &[&version],
+                    )?;
+                    tracing::info!(version, "migrated the PostgreSQL schema");
+                }
+            }
             None => {
                 tx.batch_execute(SCHEMA)?;
                 tx.execute(

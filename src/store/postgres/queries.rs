@@ -591,16 +591,14 @@ impl Storage for PgStore<'_> {
 
     fn queue_mail(&self, cause: &str, draft: &MailDraft, now_ms: i64) -> Result<bool> {
         let inserted = self.exec(
-            "INSERT INTO outbox (cause, kind, recipient, subject, text_body, html_body, next_attempt_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+            "INSERT INTO outbox (cause, kind, recipient, message, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $5)
              ON CONFLICT (cause, recipient) DO NOTHING",
             &[
                 &cause,
                 &draft.kind.as_str(),
                 &draft.recipient,
-                &draft.subject,
-                &draft.text,
-                &draft.html,
+                &rows::message_json(&draft.message),
                 &now_ms,
             ],
         )?;
@@ -622,19 +620,18 @@ impl Storage for PgStore<'_> {
                             AND ($4::text IS NULL OR cause = $4)
                           ORDER BY next_attempt_at, id LIMIT $3
                           FOR UPDATE SKIP LOCKED)
-             RETURNING id, recipient, subject, text_body, html_body, attempts",
+             RETURNING id, recipient, kind, message, attempts",
             &[&now_ms, &lease_until_ms, &limit(limit_to), &cause],
         )?
         .iter()
         .map(|row| {
-            Ok(ClaimedMail {
-                id: row.try_get(0)?,
-                recipient: row.try_get(1)?,
-                subject: row.try_get(2)?,
-                text: row.try_get(3)?,
-                html: row.try_get(4)?,
-                attempts: attempts(row, 5)?,
-            })
+            Ok(rows::claimed_mail(
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                attempts(row, 4)?,
+            ))
         })
         .collect()
     }
@@ -679,7 +676,7 @@ impl Storage for PgStore<'_> {
 
     fn list_outbox(&self, status: Option<&str>, limit_to: usize) -> Result<Vec<OutboxRow>> {
         self.rows(
-            "SELECT id, status, kind, recipient, subject, attempts, last_error, cause FROM outbox
+            "SELECT id, status, kind, recipient, message, attempts, last_error, cause FROM outbox
              WHERE ($1::text IS NULL AND status != 'sent') OR status = $1
              ORDER BY id LIMIT $2",
             &[&status, &limit(limit_to)],
@@ -691,7 +688,7 @@ impl Storage for PgStore<'_> {
                 status: row.try_get(1)?,
                 kind: row.try_get(2)?,
                 recipient: row.try_get(3)?,
-                subject: row.try_get(4)?,
+                message: rows::message(row.try_get(4)?),
                 attempts: attempts(row, 5)?,
                 last_error: row.try_get(6)?,
                 cause: row.try_get(7)?,

@@ -35,7 +35,10 @@ const SCHEMA: &str = include_str!("../../../schema.sql");
 
 /// Migrations after the first schema: `MIGRATIONS[i]` takes version `i + 1` to `i + 2`.
 /// `schema.sql` is always the result of applying all of them.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/2-event-states.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/2-event-states.sql"),
+    include_str!("migrations/3-mail-intents.sql"),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = 1 + MIGRATIONS.len() as i64;
@@ -330,6 +333,7 @@ impl Storage for Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{MailKind, MailMessage};
 
     #[test]
     fn migrate_creates_the_schema_once_and_is_idempotent() {
@@ -437,6 +441,19 @@ mod tests {
         assert_eq!(
             causes,
             ["preq_1:retrying:2", "po_1:failed", "report:2025-03-01"]
+        );
+        let queued = old.claim_due_mail(0, 1, 10, None).unwrap();
+        assert_eq!(
+            queued.into_iter().map(|m| m.mail).collect::<Vec<_>>(),
+            [Ok((
+                MailKind::PayoutFailed,
+                MailMessage::Rendered {
+                    subject: "s".into(),
+                    text: "t".into(),
+                    html: "h".into()
+                }
+            ))],
+            "mail queued before version 3 is sent as it was rendered"
         );
         let kept: (String, String) = old
             .query_row(

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, params};
 
 use crate::domain::MailDraft;
-use crate::store::{ClaimedMail, OutboxRow, StoreError};
+use crate::store::{ClaimedMail, OutboxRow, StoreError, rows};
 
 /// Queues one mail. A second mail for the same (cause, recipient) is ignored.
 pub(super) fn queue_mail(
@@ -14,11 +14,17 @@ pub(super) fn queue_mail(
 ) -> Result<bool, StoreError> {
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO outbox (cause, kind, recipient, subject, text_body, html_body, next_attempt_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+            "INSERT INTO outbox (cause, kind, recipient, message, next_attempt_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
              ON CONFLICT (cause, recipient) DO NOTHING",
         )?
-        .execute(params![cause, draft.kind.as_str(), draft.recipient, draft.subject, draft.text, draft.html, now_ms])?;
+        .execute(params![
+            cause,
+            draft.kind.as_str(),
+            draft.recipient,
+            rows::message_json(&draft.message),
+            now_ms
+        ])?;
     Ok(inserted == 1)
 }
 
@@ -38,19 +44,18 @@ pub(super) fn claim_due_mail(
                       WHERE status IN ('queued', 'sending') AND next_attempt_at <= ?1
                         AND (?4 IS NULL OR cause = ?4)
                       ORDER BY next_attempt_at, id LIMIT ?3)
-         RETURNING id, recipient, subject, text_body, html_body, attempts",
+         RETURNING id, recipient, kind, message, attempts",
     )?;
     let rows = statement.query_map(
         params![now_ms, lease_until_ms, limit as i64, cause],
         |row| {
-            Ok(ClaimedMail {
-                id: row.get(0)?,
-                recipient: row.get(1)?,
-                subject: row.get(2)?,
-                text: row.get(3)?,
-                html: row.get(4)?,
-                attempts: row.get(5)?,
-            })
+            Ok(rows::claimed_mail(
+                row.get(0)?,
+                row.get(1)?,
+                row.get_ref(2)?.as_str()?,
+                row.get_ref(3)?.as_str()?,
+                row.get(4)?,
+            ))
         },
     )?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -118,7 +123,7 @@ pub(super) fn list_outbox(
     limit: usize,
 ) -> Result<Vec<OutboxRow>, StoreError> {
     let mut statement = conn.prepare_cached(
-        "SELECT id, status, kind, recipient, subject, attempts, last_error, cause FROM outbox
+        "SELECT id, status, kind, recipient, message, attempts, last_error, cause FROM outbox
          WHERE (?1 IS NULL AND status != 'sent') OR status = ?1
          ORDER BY id LIMIT ?2",
     )?;
@@ -128,7 +133,7 @@ pub(super) fn list_outbox(
             status: row.get(1)?,
             kind: row.get(2)?,
             recipient: row.get(3)?,
-            subject: row.get(4)?,
+            message: rows::message(row.get_ref(4)?.as_str()?),
             attempts: row.get(5)?,
             last_error: row.get(6)?,
             cause: row.get(7)?,
