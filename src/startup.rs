@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::ingest::IngestPolicy;
 use crate::notify::MailPolicy;
 use crate::notify::delivery::{MailError, Mailer, Transport};
+use crate::recon::history::MonthlyTotals;
 use crate::report::scheduler::Scheduler;
 use crate::store::{
     self, Credentials, Database, GeneratedCredential, Location, ReadPool, StoreError, Writer,
@@ -23,6 +24,8 @@ use crate::sync::{self, Syncer};
 
 /// Largest rent roll accepted over HTTP: ample for 100,000 properties × 12 months.
 const RENT_ROLL_LIMIT: usize = 64 * 1024 * 1024;
+/// How long the dashboard's chart keeps an earlier month's totals.
+const MONTHLY_TOTALS_KEPT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// What handlers share.
 pub struct AppState {
@@ -40,6 +43,8 @@ pub struct AppState {
     pub reads: ReadPool,
     /// With `CASAPAY_API_KEY`: sync from CasaPay's API.
     pub sync: Option<Arc<Syncer>>,
+    /// Earlier months' totals for the dashboard's twelve-month chart.
+    pub monthly: Arc<MonthlyTotals>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +190,7 @@ impl Application {
             writer,
             reads,
             sync,
+            monthly: Arc::new(MonthlyTotals::new(MONTHLY_TOTALS_KEPT)),
         });
         let metrics_listener = match &settings.metrics_bind {
             Some(bind) => Some(

@@ -2,7 +2,8 @@
 //! one server-rendered page for a person, small at any size: the summary first
 //! (collected against expected per currency, lines per status), then the
 //! exceptions and the lines, each a page at a time, filterable by status and
-//! landlord. Plain links and a form: no JavaScript.
+//! landlord, and a chart of the last twelve months whose bars link to their
+//! month. Plain links and a form: no JavaScript.
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -16,6 +17,7 @@ use crate::recon::render::{HtmlLine, html_lines};
 use crate::recon::{self, Reconciliation};
 use crate::report::render::ExceptionRow;
 use crate::startup::AppState;
+use crate::store::StoreError;
 
 /// Lines and exceptions shown a page at a time.
 const LINES_PER_PAGE: usize = 100;
@@ -66,6 +68,29 @@ struct ChartRow {
 
 const CHART_WIDTH: u32 = 420;
 
+/// One month of the twelve-month chart: its pair of bars (heights and tops
+/// in pixels out of `HISTORY_HEIGHT`), label, link and exact amounts.
+struct MonthBars {
+    x: u32,
+    label: String,
+    href: String,
+    title: String,
+    expected_y: u32,
+    expected_height: u32,
+    collected_y: u32,
+    collected_height: u32,
+}
+
+/// One currency's last twelve months.
+struct HistoryChart {
+    currency: String,
+    months: Vec<MonthBars>,
+}
+
+const HISTORY_HEIGHT: u32 = 140;
+/// Pixels a month takes across.
+const HISTORY_STEP: u32 = 58;
+
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 struct DashboardPage {
@@ -73,6 +98,7 @@ struct DashboardPage {
     as_of: String,
     chart: Vec<ChartRow>,
     chart_height: u32,
+    history: Vec<HistoryChart>,
     status_counts: Vec<(&'static str, usize)>,
     statuses: Vec<&'static str>,
     status: String,
@@ -109,6 +135,65 @@ fn chart(r: &Reconciliation) -> Vec<ChartRow> {
         .collect()
 }
 
+/// Collected against expected per month, a chart per currency, each scaled
+/// to its largest month (pure).
+fn history_charts(months: &[(Period, Vec<recon::Total>)]) -> Vec<HistoryChart> {
+    let mut currencies: Vec<_> = months
+        .iter()
+        .flat_map(|(_, totals)| totals.iter().map(|t| t.currency))
+        .collect();
+    currencies.sort();
+    currencies.dedup();
+    currencies
+        .into_iter()
+        .map(|currency| {
+            let of = |totals: &[recon::Total]| {
+                totals
+                    .iter()
+                    .find(|t| t.currency == currency)
+                    .map_or((0, 0), |t| (t.expected, t.collected))
+            };
+            let scale = months
+                .iter()
+                .map(|(_, totals)| {
+                    let (expected, collected) = of(totals);
+                    expected.max(collected)
+                })
+                .max()
+                .unwrap_or(0)
+                .max(1) as f64;
+            let height =
+                |amount: i64| ((amount as f64 / scale) * f64::from(HISTORY_HEIGHT)).round() as u32;
+            let months = months
+                .iter()
+                .enumerate()
+                .map(|(i, (period, totals))| {
+                    let (expected, collected) = of(totals);
+                    let (expected_height, collected_height) = (height(expected), height(collected));
+                    MonthBars {
+                        x: 40 + i as u32 * HISTORY_STEP,
+                        label: period.day(1).strftime("%b %y").to_string(),
+                        href: format!("/dashboard?period={period}"),
+                        title: format!(
+                            "{period}: collected {} of {} expected",
+                            money(collected, currency),
+                            money(expected, currency)
+                        ),
+                        expected_y: HISTORY_HEIGHT + 10 - expected_height,
+                        expected_height,
+                        collected_y: HISTORY_HEIGHT + 10 - collected_height,
+                        collected_height,
+                    }
+                })
+                .collect();
+            HistoryChart {
+                currency: currency.code().to_uppercase(),
+                months,
+            }
+        })
+        .collect()
+}
+
 pub async fn dashboard(
     _admin: DashboardAdmin,
     query: web::Query<DashboardQuery>,
@@ -121,9 +206,18 @@ pub async fn dashboard(
             .map_err(|e| ApiError::InvalidRequest(format!("period: {e}")))?,
         _ => Period::of_date(today),
     };
-    let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
-    let reconciliation = web::block(move || -> Result<Reconciliation, ApiError> {
-        Ok(pool.read(|store| recon::reconcile_stored(store, period, today, &timezone, None))?)
+    let (pool, timezone, monthly) = (
+        state.reads.clone(),
+        state.timezone.clone(),
+        state.monthly.clone(),
+    );
+    let (reconciliation, months) = web::block(move || -> Result<_, ApiError> {
+        Ok(pool.read(|store| {
+            let reconciliation = recon::reconcile_stored(store, period, today, &timezone, None)?;
+            let months =
+                monthly.last_months(store, period, &reconciliation.totals, today, &timezone)?;
+            Ok::<_, StoreError>((reconciliation, months))
+        })?)
     })
     .await??;
     let query = query.into_inner();
@@ -182,6 +276,7 @@ pub async fn dashboard(
         as_of: reconciliation.as_of.clone(),
         chart_height: (chart.len() as u32 * 64).max(64),
         chart,
+        history: history_charts(&months),
         status_counts,
         statuses: LineStatus::ALL.iter().map(|s| s.as_str()).collect(),
         status: status.clone(),
@@ -201,4 +296,55 @@ pub async fn dashboard(
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(html))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Currency;
+
+    fn total(code: &str, expected: i64, collected: i64) -> recon::Total {
+        recon::Total {
+            currency: Currency::parse(code).unwrap(),
+            expected,
+            collected,
+            outstanding: (expected - collected).max(0),
+            paid_out: 0,
+        }
+    }
+
+    #[test]
+    fn each_currency_is_scaled_to_its_largest_month() {
+        let march: Period = "2025-03".parse().unwrap();
+        let months = vec![
+            (march.previous(), vec![total("eur", 1000, 1000)]),
+            (march, vec![total("eur", 2000, 500), total("gbp", 10, 0)]),
+        ];
+        let charts = history_charts(&months);
+        assert_eq!(
+            charts
+                .iter()
+                .map(|c| c.currency.as_str())
+                .collect::<Vec<_>>(),
+            ["EUR", "GBP"]
+        );
+        let eur = &charts[0].months;
+        assert_eq!(
+            (eur[0].expected_height, eur[0].collected_height),
+            (HISTORY_HEIGHT / 2, HISTORY_HEIGHT / 2)
+        );
+        assert_eq!(
+            (eur[1].expected_height, eur[1].collected_height),
+            (HISTORY_HEIGHT, HISTORY_HEIGHT / 4)
+        );
+        assert_eq!(
+            eur[1].expected_y + eur[1].expected_height,
+            HISTORY_HEIGHT + 10
+        );
+        assert_eq!(eur[1].label, "Mar 25");
+        assert_eq!(eur[1].href, "/dashboard?period=2025-03");
+        let gbp = &charts[1].months;
+        assert_eq!(gbp[0].expected_height, 0, "no rent in gbp that month");
+        assert_eq!(gbp[0].title, "2025-02: collected £0.00 of £0.00 expected");
+    }
 }

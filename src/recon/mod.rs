@@ -4,6 +4,7 @@
 
 pub mod arrears;
 pub mod exceptions;
+pub mod history;
 pub mod render;
 pub mod rules;
 

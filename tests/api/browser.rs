@@ -124,10 +124,11 @@ async fn browser_shows_a_small_complete_first_page_at_ten_thousand_properties() 
         .await
         .unwrap();
     let html = String::from_utf8_lossy(&dom.stdout);
-    // Complete: the summary, the chart, both paged tables and the end of the document.
+    // Complete: the summary, both charts, both paged tables and the end of the document.
     for part in [
         "Rent reconciliation 2025-03",
         "<svg id=\"chart\"",
+        "id=\"history-EUR\"",
         "id=\"next-lines\"",
         "</html>",
     ] {

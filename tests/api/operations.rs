@@ -6,6 +6,7 @@ use std::time::Duration;
 use base64::Engine;
 use casapay_recon::casapay::signature;
 use casapay_recon::domain::Clock;
+use serde_json::json;
 
 use crate::helpers::{
     ADMIN_TOKEN, TestApp, event_with, expect_json, payment_request_event, request, spawn_app,
@@ -422,4 +423,70 @@ async fn the_mail_folder_is_its_owners_only() {
         let database = std::fs::metadata(path).unwrap().permissions().mode();
         assert_eq!(database & 0o777, 0o600);
     }
+}
+
+#[tokio::test]
+async fn the_dashboard_charts_the_last_twelve_months_each_linking_to_its_month() {
+    let app = spawn_app().await;
+    let roll = "property_id,landlord_id,period,amount,currency\n\
+                prop_1,ll_1,2024-05..2025-03,100000,eur\n\
+                prop_2,ll_1,2025-01,5000,gbp\n";
+    expect_json(app.import_rent_roll(roll).await, 200).await;
+    let mut events = Vec::new();
+    for (month, amount) in [("2025-01", 100000), ("2025-02", 40000)] {
+        let mut object = request(
+            &format!("preq_{month}"),
+            "prop_1",
+            amount,
+            "eur",
+            "succeeded",
+        );
+        object["metadata"]["period"] = json!(month);
+        events.push(event_with(
+            &format!("evt_{month}"),
+            "payment_request.succeeded",
+            10,
+            object,
+        ));
+    }
+    app.send_all(&events).await;
+
+    let html = app
+        .get_admin("/dashboard?period=2025-03")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let eur = html
+        .split("<svg class=\"history\" id=\"history-EUR\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</svg>").next())
+        .unwrap_or_else(|| panic!("a EUR history chart: {html}"));
+    let months: Vec<&str> = eur.matches("<a href=\"/dashboard?period=").collect();
+    assert_eq!(months.len(), 12, "{eur}");
+    assert!(
+        eur.contains("href=\"/dashboard?period=2024-04\""),
+        "oldest month first"
+    );
+    assert!(
+        eur.contains("href=\"/dashboard?period=2025-03\""),
+        "the page's month last"
+    );
+    assert!(
+        eur.contains("2025-01: collected €1,000.00 of €1,000.00 expected"),
+        "{eur}"
+    );
+    assert!(
+        eur.contains("2025-02: collected €400.00 of €1,000.00 expected"),
+        "{eur}"
+    );
+    assert!(
+        eur.contains("2024-04: collected €0.00 of €0.00 expected"),
+        "a month without rent is an empty pair: {eur}"
+    );
+    assert!(
+        html.contains("id=\"history-GBP\"")
+            && html.contains("2025-01: collected £0.00 of £50.00 expected"),
+        "a chart per currency"
+    );
 }
