@@ -244,8 +244,27 @@ pub async fn bench_ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow:
     println!("{report}");
     if let Some(server) = server {
         server.abort();
+        print_stored_volume(&temporary.path().join("bench.db"), args.stored + report.ok);
     }
     Ok(())
+}
+
+/// On-disk bytes an event of an in-process SQLite run: the database and its
+/// WAL (which holds up to a checkpoint's worth of pages twice, so this errs high).
+fn print_stored_volume(database: &std::path::Path, events: usize) {
+    let size = |suffix: &str| {
+        let mut path = database.as_os_str().to_owned();
+        path.push(suffix);
+        std::fs::metadata(path).map_or(0, |m| m.len())
+    };
+    let bytes = size("") + size("-wal");
+    if bytes > 0 && events > 0 {
+        println!(
+            "stored      {:.1} MB for {events} events, {} bytes an event (database + WAL)",
+            bytes as f64 / 1e6,
+            bytes / events as u64
+        );
+    }
 }
 
 /// `--mail`: a rent roll whose landlords have e-mail; `--stored N`: N events already stored.
