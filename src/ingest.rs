@@ -178,7 +178,7 @@ fn matched_line(
     let shown = property
         .property_name
         .clone()
-        .unwrap_or_else(|| property.property_id.clone());
+        .unwrap_or_else(|| property.property_id.to_string());
     Ok(Some((shown, period, contact)))
 }
 

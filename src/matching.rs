@@ -5,7 +5,7 @@
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
-use crate::domain::{PaymentRequest, Payout, Period, PropertyKey, PropertyRent};
+use crate::domain::{LandlordId, PaymentRequest, Payout, Period, PropertyKey, PropertyRent};
 
 /// How far from a request's creation a due date may be and still match it.
 pub const PERIOD_WINDOW_DAYS: i64 = 45;
@@ -75,8 +75,8 @@ pub fn match_request<P: std::borrow::Borrow<PropertyRent>>(
 /// whose bank account is the payout's destination.
 pub fn landlord_of(
     payout: &Payout,
-    by_bank_account: impl FnOnce(&str) -> Option<String>,
-) -> Option<String> {
+    by_bank_account: impl FnOnce(&str) -> Option<LandlordId>,
+) -> Option<LandlordId> {
     payout
         .landlord_id
         .clone()
@@ -88,7 +88,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::domain::{Currency, Money, PaymentRequestStatus, PayoutStatus};
+    use crate::domain::{Currency, Money, PaymentRequestStatus, PayoutStatus, PropertyId};
 
     fn request(
         property: Option<&str>,
@@ -105,7 +105,7 @@ mod tests {
             attempts: None,
             next_retry_at: None,
             payment_method_used: None,
-            property_id: property.map(str::to_string),
+            property_id: property.map(|p| PropertyId::parse(p).unwrap()),
             period: period.map(str::to_string),
             description: None,
             created: created.parse::<jiff::Timestamp>().unwrap().as_second(),
@@ -114,8 +114,8 @@ mod tests {
 
     fn property(id: &str, due: &[&str]) -> PropertyRent {
         PropertyRent {
-            property_id: id.into(),
-            landlord_id: "ll_1".into(),
+            property_id: PropertyId::parse(id).unwrap(),
+            landlord_id: LandlordId::parse("ll_1").unwrap(),
             property_name: None,
             due_dates: due
                 .iter()
@@ -153,7 +153,7 @@ mod tests {
             },
             &TimeZone::UTC,
         )
-        .map(|(p, period)| (p.property_id, period.to_string()))
+        .map(|(p, period)| (p.property_id.to_string(), period.to_string()))
     }
 
     fn pair(property: &str, period: &str) -> Option<(String, String)> {
@@ -233,12 +233,12 @@ mod tests {
             failure_reason: None,
             failure_code: None,
             failure_message: None,
-            landlord_id: Some("ll_meta".into()),
+            landlord_id: Some(LandlordId::parse("ll_meta").unwrap()),
             period: None,
             description: None,
             created: 0,
         };
-        let accounts = |ba: &str| (ba == "ba_1").then(|| "ll_bank".to_string());
+        let accounts = |ba: &str| (ba == "ba_1").then(|| LandlordId::parse("ll_bank").unwrap());
         assert_eq!(landlord_of(&payout, accounts).as_deref(), Some("ll_meta"));
         payout.landlord_id = None;
         assert_eq!(landlord_of(&payout, accounts).as_deref(), Some("ll_bank"));

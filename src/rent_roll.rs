@@ -10,7 +10,7 @@ use std::str::FromStr;
 use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::domain::{Currency, Money, Period, check_id};
+use crate::domain::{Currency, LandlordId, Money, Period, PropertyId, check_id};
 
 const REQUIRED: [&str; 5] = ["property_id", "landlord_id", "period", "amount", "currency"];
 const OPTIONAL: [&str; 8] = [
@@ -27,8 +27,8 @@ const OPTIONAL: [&str; 8] = [
 /// One rent the manager expects: a property, a month, an amount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpectedLine {
-    pub property_id: String,
-    pub landlord_id: String,
+    pub property_id: PropertyId,
+    pub landlord_id: LandlordId,
     pub period: Period,
     pub amount: Money,
     pub due_date: Date,
@@ -40,7 +40,7 @@ pub struct ExpectedLine {
 /// A landlord as the file describes it; `None` fields leave what is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Landlord {
-    pub id: String,
+    pub id: LandlordId,
     pub name: Option<String>,
     pub email: Option<String>,
     pub notify: Option<bool>,
@@ -52,8 +52,8 @@ pub struct Landlord {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Property {
-    pub id: String,
-    pub landlord_id: String,
+    pub id: PropertyId,
+    pub landlord_id: LandlordId,
     pub name: Option<String>,
     pub payment_agreement: Option<String>,
     pub line: u64,
@@ -157,14 +157,14 @@ impl Row<'_> {
         self.columns.get(self.record, column).map(str::to_string)
     }
 
-    fn id(&mut self, column: &str) -> Option<String> {
+    fn id<T>(&mut self, column: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
         match self.columns.get(self.record, column) {
             None => {
                 self.fail(column, "is empty");
                 None
             }
-            Some(id) => match check_id(id) {
-                Ok(()) => Some(id.to_string()),
+            Some(id) => match parse(id) {
+                Ok(id) => Some(id),
                 Err(message) => {
                     self.fail(column, message);
                     None
@@ -267,8 +267,8 @@ fn reconcile_field(
 /// One row's cells, each valid on its own.
 struct RowValues {
     line: u64,
-    property_id: String,
-    landlord_id: String,
+    property_id: PropertyId,
+    landlord_id: LandlordId,
     periods: Vec<Period>,
     amount: Money,
     due: Option<Due>,
@@ -293,8 +293,8 @@ fn row_values(
         line,
         errors: Vec::new(),
     };
-    let property_id = row.id("property_id");
-    let landlord_id = row.id("landlord_id");
+    let property_id = row.id("property_id", |t| PropertyId::parse(t));
+    let landlord_id = row.id("landlord_id", |t| LandlordId::parse(t));
     let periods = row.parsed("period", |t| {
         Period::parse_range(t).map_err(|e| e.to_string())
     });
@@ -354,9 +354,9 @@ fn row_values(
 struct RollBuilder {
     roll: RentRoll,
     errors: Vec<RowError>,
-    landlords: HashMap<String, usize>,
-    properties: HashMap<String, usize>,
-    seen: HashMap<(String, Period), u64>,
+    landlords: HashMap<LandlordId, usize>,
+    properties: HashMap<PropertyId, usize>,
+    seen: HashMap<(PropertyId, Period), u64>,
     agreements: HashMap<String, String>,
     bank_accounts: HashMap<String, String>,
 }

@@ -166,8 +166,10 @@ async fn a_thousand_mails_queued_while_two_instances_run_are_each_sent_once() {
     let url = smtp.url();
     let pair = two_instances(move |s| s.smtp_url = Some(Secret::new(url.clone()))).await;
     pair.apps[0].execute(
-        "INSERT INTO outbox (cause, kind, recipient, subject, text_body, html_body, next_attempt_at, created_at)
-         SELECT 'load:' || g, 'daily_report', 'ops' || g || '@example.com', 'mail ' || g, 'text', '<p>html</p>', 0, 0
+        "INSERT INTO outbox (cause, kind, recipient, message, next_attempt_at, created_at)
+         SELECT 'load:' || g, 'daily_report', 'ops' || g || '@example.com',
+                json_build_object('rendered', json_build_object('subject', 'mail ' || g, 'text', 'text', 'html', '<p>html</p>'))::text,
+                0, 0
          FROM generate_series(1, 1000) AS g",
     );
     let sent = wait_for(

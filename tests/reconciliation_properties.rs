@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use casapay_recon::domain::{
-    Currency, DisbursementStatus, ExpectedRent, LineStatus, Money, PaymentRequest,
-    PaymentRequestStatus, Payout, PayoutStatus, Period, PropertyRent, StoredPayout, StoredRequest,
-    Version,
+    Currency, DisbursementStatus, ExpectedRent, LandlordId, LineStatus, Money, PaymentRequest,
+    PaymentRequestStatus, Payout, PayoutStatus, Period, PropertyId, PropertyRent, StoredPayout,
+    StoredRequest, Version,
 };
 use casapay_recon::recon::{reconcile, rules};
 use casapay_recon::store::PeriodData;
@@ -45,8 +45,8 @@ fn payout_status(index: u8) -> PayoutStatus {
 prop_compose! {
     fn expected_line(index: usize)(amount in 2_i64..2_000_000, eur in any::<bool>(), day in 1_i8..29, bps in 0_u32..2_000) -> ExpectedRent {
         ExpectedRent {
-            property_id: format!("prop_{index}"),
-            landlord_id: format!("ll_{}", index % 3),
+            property_id: PropertyId::parse(format!("prop_{index}")).unwrap(),
+            landlord_id: LandlordId::parse(format!("ll_{}", index % 3)).unwrap(),
             period: PERIOD.parse().unwrap(),
             amount: Money::new(amount, currency(eur)).unwrap(),
             due_date: PERIOD.parse::<Period>().unwrap().day(day),
@@ -174,7 +174,7 @@ prop_compose! {
     /// or no period at all (bulk-created), found by its creation date.
     fn stray_request()(n in 0_usize..1000, known in any::<bool>(), dating in 0_u8..3, state in any::<u8>(), amount in 1_i64..2_000_000, day in 0_i64..28) -> StoredRequest {
         let mut stray = request(format!("preq_stray_{n}"), amount, currency(true), status(state), day * 86_400);
-        stray.request.property_id = Some(if known { "prop_0".to_string() } else { format!("prop_unknown_{n}") });
+        stray.request.property_id = Some(PropertyId::parse(if known { "prop_0".to_string() } else { format!("prop_unknown_{n}") }).unwrap());
         stray.request.period = match dating {
             0 => Some("2025-02".to_string()),
             1 => Some(PERIOD.to_string()),
@@ -211,7 +211,7 @@ prop_compose! {
                 failure_reason: None,
                 failure_code: None,
                 failure_message: None,
-                landlord_id: matches!(shape, PayoutShape::Complete | PayoutShape::NoPeriod).then(|| format!("ll_{landlord}")),
+                landlord_id: matches!(shape, PayoutShape::Complete | PayoutShape::NoPeriod).then(|| LandlordId::parse(format!("ll_{landlord}")).unwrap()),
                 period: (!matches!(shape, PayoutShape::NoPeriod)).then(|| PERIOD.to_string()),
                 description: None,
                 created: MARCH + 86_400,
@@ -223,14 +223,18 @@ prop_compose! {
 
 /// The landlord a payout belongs to, by the rule written out again here.
 fn payout_landlord(payout: &Payout) -> Option<String> {
-    payout.landlord_id.clone().or_else(|| {
-        payout
-            .destination
-            .as_deref()
-            .and_then(|d| d.strip_prefix("ba_"))
-            .filter(|n| *n != "nobody")
-            .map(|n| format!("ll_{n}"))
-    })
+    payout
+        .landlord_id
+        .as_deref()
+        .map(str::to_string)
+        .or_else(|| {
+            payout
+                .destination
+                .as_deref()
+                .and_then(|d| d.strip_prefix("ba_"))
+                .filter(|n| *n != "nobody")
+                .map(|n| format!("ll_{n}"))
+        })
 }
 
 fn period_data() -> impl Strategy<Value = PeriodData> {
@@ -277,7 +281,12 @@ fn period_data() -> impl Strategy<Value = PeriodData> {
                 .filter_map(|l| Some((l.payment_agreement.clone()?, l.property_id.clone())))
                 .collect();
             let bank_accounts = (0..3)
-                .map(|n| (format!("ba_{n}"), format!("ll_{n}")))
+                .map(|n| {
+                    (
+                        format!("ba_{n}"),
+                        LandlordId::parse(format!("ll_{n}")).unwrap(),
+                    )
+                })
                 .collect();
             PeriodData {
                 expected,
@@ -300,7 +309,7 @@ fn matches(line: &ExpectedRent, stored: &StoredRequest, lines: &[ExpectedRent]) 
     }
     let known = |id: &str| lines.iter().any(|l| l.property_id == id);
     match request.property_id.as_deref() {
-        Some(id) if known(id) => id == line.property_id,
+        Some(id) if known(id) => line.property_id == id,
         _ => {
             request.payment_agreement.is_some()
                 && request.payment_agreement == line.payment_agreement
@@ -353,7 +362,7 @@ proptest! {
             }
             let t = totals.entry(line.currency.code()).or_default();
             *t = (t.0 + line.expected, t.1 + line.collected, t.2 + line.outstanding);
-            let g = groups.entry((line.landlord_id.clone(), line.currency.code())).or_default();
+            let g = groups.entry((line.landlord_id.to_string(), line.currency.code())).or_default();
             *g = (g.0 + collected, g.1 + rules::commission(collected, row.commission_bps));
         }
         // A currency only paid out (no expected line in it) still has a total.
@@ -377,10 +386,10 @@ proptest! {
         }
         prop_assert_eq!(r.payouts.len(), groups.len());
         for group in &r.payouts {
-            let (collected, commission) = groups[&(group.landlord_id.clone(), group.currency.code())];
+            let (collected, commission) = groups[&(group.landlord_id.to_string(), group.currency.code())];
             let sum = |wanted: &[PayoutStatus]| -> i64 {
                 grouped.iter()
-                    .filter(|(landlord, p)| *landlord == group.landlord_id && p.amount.currency() == group.currency && wanted.contains(&p.status))
+                    .filter(|(landlord, p)| group.landlord_id == *landlord && p.amount.currency() == group.currency && wanted.contains(&p.status))
                     .map(|(_, p)| p.amount.minor())
                     .sum()
             };

@@ -11,8 +11,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::domain::{
-    Content, Currency, Event, Money, Object, PaymentRequest, PaymentRequestStatus, Payout,
-    PayoutStatus, check_id,
+    Content, Currency, Event, LandlordId, Money, Object, PaymentRequest, PaymentRequestStatus,
+    Payout, PayoutStatus, PropertyId, check_id,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -305,7 +305,9 @@ fn payment_request(fields: &Fields<'_>, event_created: i64) -> Result<PaymentReq
         attempts: fields.integer("attempts")?,
         next_retry_at: fields.integer("next_retry_at")?,
         payment_method_used: fields.text("payment_method_used")?,
-        property_id: fields.metadata("property_id"),
+        property_id: fields
+            .metadata("property_id")
+            .and_then(|id| PropertyId::parse(id).ok()),
         period: fields.metadata("period"),
         description: fields.text("description")?,
         created: fields.integer("created")?.unwrap_or(event_created),
@@ -323,7 +325,9 @@ fn payout(fields: &Fields<'_>, event_created: i64) -> Result<Payout, String> {
         failure_reason: fields.text("failure_reason")?,
         failure_code: fields.text("failure_code")?,
         failure_message: fields.text("failure_message")?,
-        landlord_id: fields.metadata("landlord_id"),
+        landlord_id: fields
+            .metadata("landlord_id")
+            .and_then(|id| LandlordId::parse(id).ok()),
         period: fields.metadata("period"),
         description: fields.text("description")?,
         created: fields.integer("created")?.unwrap_or(event_created),

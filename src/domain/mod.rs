@@ -14,7 +14,7 @@ mod status;
 
 pub use clock::Clock;
 pub use event::{Content, Event, EventState, Mode};
-pub use id::check_id;
+pub use id::{LandlordId, PropertyId, check_id};
 pub use mail::{MailDraft, MailKind, MailMessage, PayoutFacts, RequestFacts};
 pub use money::{Currency, Money, MoneyError};
 pub use object::{

@@ -1,7 +1,7 @@
 //! CasaPay's objects as the service keeps them: PaymentRequests and Payouts,
 //! and the version that decides which of two states is newer (SPEC §3 Order).
 
-use super::{Money, PaymentRequestStatus, PayoutStatus, StatusRank};
+use super::{LandlordId, Money, PaymentRequestStatus, PayoutStatus, PropertyId, StatusRank};
 
 /// `created` of the event (or sync fetch) that set a state, then its status
 /// rank: the greater version is the newer state.
@@ -30,8 +30,9 @@ pub struct PaymentRequest {
     pub attempts: Option<i64>,
     pub next_retry_at: Option<i64>,
     pub payment_method_used: Option<String>,
-    /// `metadata.property_id`, `metadata.period` (as sent; bulk requests have neither).
-    pub property_id: Option<String>,
+    /// `metadata.property_id` (ignored unless it is an id), `metadata.period`
+    /// (as sent); bulk requests have neither.
+    pub property_id: Option<PropertyId>,
     pub period: Option<String>,
     pub description: Option<String>,
     pub created: i64,
@@ -48,8 +49,9 @@ pub struct Payout {
     pub failure_reason: Option<String>,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
-    /// `metadata.landlord_id`, `metadata.period` (the quickstart's payout has neither).
-    pub landlord_id: Option<String>,
+    /// `metadata.landlord_id` (ignored unless it is an id), `metadata.period`
+    /// (the quickstart's payout has neither).
+    pub landlord_id: Option<LandlordId>,
     pub period: Option<String>,
     pub description: Option<String>,
     pub created: i64,

@@ -3,13 +3,13 @@
 
 use jiff::civil::Date;
 
-use super::{Money, Period};
+use super::{LandlordId, Money, Period, PropertyId};
 
 /// One expected line (property, period) with its property's details.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExpectedRent {
-    pub property_id: String,
-    pub landlord_id: String,
+    pub property_id: PropertyId,
+    pub landlord_id: LandlordId,
     pub period: Period,
     pub amount: Money,
     pub due_date: Date,
@@ -22,8 +22,8 @@ pub struct ExpectedRent {
 /// what matching a PaymentRequest to a line needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PropertyRent {
-    pub property_id: String,
-    pub landlord_id: String,
+    pub property_id: PropertyId,
+    pub landlord_id: LandlordId,
     pub property_name: Option<String>,
     /// (period, due date) of its lines, at least those near the request being matched.
     pub due_dates: Vec<(Period, Date)>,
@@ -32,7 +32,7 @@ pub struct PropertyRent {
 /// The landlord an object belongs to, from the rent roll.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LandlordContact {
-    pub landlord_id: String,
+    pub landlord_id: LandlordId,
     pub name: Option<String>,
     pub email: Option<String>,
     pub notify: bool,

@@ -222,7 +222,7 @@ mod tests {
     use super::wording::{payout_mail, request_mail};
     use super::*;
     use crate::casapay::event;
-    use crate::domain::{Content, Object, PaymentRequest, Period, Version};
+    use crate::domain::{Content, LandlordId, Object, PaymentRequest, Period, Version};
 
     fn policy() -> MailPolicy {
         MailPolicy {
@@ -233,7 +233,7 @@ mod tests {
 
     fn contact(notify: bool, email: Option<&str>) -> LandlordContact {
         LandlordContact {
-            landlord_id: "ll_1".into(),
+            landlord_id: LandlordId::parse("ll_1").unwrap(),
             name: Some("Ana".into()),
             email: email.map(str::to_string),
             notify,

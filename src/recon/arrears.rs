@@ -9,7 +9,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use super::{Line, reconcile_stored};
-use crate::domain::{Currency, LineStatus, Period};
+use crate::domain::{Currency, LandlordId, LineStatus, Period, PropertyId};
 use crate::store::{Storage, StoreError};
 
 /// The age buckets, by days past due.
@@ -34,8 +34,8 @@ fn days_past(due: Date, as_of: Date) -> i64 {
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ArrearsLine {
-    pub property_id: String,
-    pub landlord_id: String,
+    pub property_id: PropertyId,
+    pub landlord_id: LandlordId,
     pub period: String,
     pub currency: Currency,
     pub outstanding: i64,

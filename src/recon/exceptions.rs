@@ -5,7 +5,8 @@ use serde::Serialize;
 
 use super::{Line, Reconciliation};
 use crate::domain::{
-    Currency, DisbursementStatus, ExceptionKind, LineStatus, PaymentRequestStatus,
+    Currency, DisbursementStatus, ExceptionKind, LandlordId, LineStatus, PaymentRequestStatus,
+    PropertyId,
 };
 use crate::format::{money, timestamp};
 
@@ -13,8 +14,8 @@ use crate::format::{money, timestamp};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Exception {
     pub kind: ExceptionKind,
-    pub property_id: Option<String>,
-    pub landlord_id: Option<String>,
+    pub property_id: Option<PropertyId>,
+    pub landlord_id: Option<LandlordId>,
     pub period: Option<String>,
     pub amount: Option<i64>,
     pub currency: Option<Currency>,

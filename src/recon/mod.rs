@@ -15,8 +15,8 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::domain::{
-    Currency, DisbursementStatus, ExpectedRent, LineStatus, PaymentRequestStatus, PayoutStatus,
-    Period, PropertyKey, StoredPayout, StoredRequest,
+    Currency, DisbursementStatus, ExpectedRent, LandlordId, LineStatus, PaymentRequestStatus,
+    PayoutStatus, Period, PropertyId, PropertyKey, StoredPayout, StoredRequest,
 };
 use crate::matching;
 use crate::store::{PeriodData, Storage, StoreError};
@@ -25,8 +25,8 @@ use rules::AsOf;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Line {
-    pub property_id: String,
-    pub landlord_id: String,
+    pub property_id: PropertyId,
+    pub landlord_id: LandlordId,
     pub period: String,
     pub currency: Currency,
     pub expected: i64,
@@ -55,13 +55,13 @@ pub struct Unmatched {
     pub amount: i64,
     pub currency: Currency,
     pub status: PaymentRequestStatus,
-    pub property_id: Option<String>,
+    pub property_id: Option<PropertyId>,
     pub period: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PayoutLine {
-    pub landlord_id: String,
+    pub landlord_id: LandlordId,
     pub period: String,
     pub currency: Currency,
     pub collected: i64,
@@ -79,7 +79,7 @@ pub struct PayoutLine {
 #[derive(Debug, Clone, Serialize)]
 pub struct UnallocatedPayout {
     pub payout: String,
-    pub landlord_id: String,
+    pub landlord_id: LandlordId,
     pub amount: i64,
     pub currency: Currency,
     pub status: PayoutStatus,
@@ -141,11 +141,11 @@ impl LineFilter {
             && self
                 .landlord_id
                 .as_ref()
-                .is_none_or(|l| *l == line.landlord_id)
+                .is_none_or(|l| **l == *line.landlord_id)
             && self
                 .property_id
                 .as_ref()
-                .is_none_or(|p| *p == line.property_id)
+                .is_none_or(|p| **p == *line.property_id)
     }
 }
 
@@ -193,7 +193,7 @@ pub fn reconcile(
     };
     let (matched, unmatched) = match_requests(period, timezone, data);
     let keep = |id: &str| landlord.is_none_or(|wanted| wanted == id);
-    let mut sums: BTreeMap<(String, Currency), PayoutSums> = BTreeMap::new();
+    let mut sums: BTreeMap<(LandlordId, Currency), PayoutSums> = BTreeMap::new();
     let mut lines = Vec::with_capacity(data.expected.len());
     for (expected, requests) in data.expected.iter().zip(matched) {
         let line = assess(expected, requests, as_of);
@@ -377,7 +377,12 @@ impl PayoutSums {
         self.payouts.push(payout.id.clone());
     }
 
-    fn into_line(mut self, landlord_id: String, period: Period, currency: Currency) -> PayoutLine {
+    fn into_line(
+        mut self,
+        landlord_id: LandlordId,
+        period: Period,
+        currency: Currency,
+    ) -> PayoutLine {
         let due = self.collected.saturating_sub(self.commission);
         self.payouts.sort();
         PayoutLine {
@@ -402,7 +407,7 @@ fn allocate_payouts(
     period: Period,
     timezone: &TimeZone,
     data: &PeriodData,
-    sums: &mut BTreeMap<(String, Currency), PayoutSums>,
+    sums: &mut BTreeMap<(LandlordId, Currency), PayoutSums>,
 ) -> (Vec<UnallocatedPayout>, Vec<UnmatchedPayout>) {
     let (mut unallocated, mut unmatched) = (Vec::new(), Vec::new());
     for stored in &data.payouts {

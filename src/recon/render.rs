@@ -59,9 +59,9 @@ pub fn csv(lines: &[Line]) -> String {
 fn csv_rows(lines: &[Line]) -> impl Iterator<Item = [String; 20]> + '_ {
     lines.iter().map(|line| {
         [
-            line.property_id.clone(),
+            line.property_id.to_string(),
             line.property_name.clone().unwrap_or_default(),
-            line.landlord_id.clone(),
+            line.landlord_id.to_string(),
             line.period.clone(),
             line.currency.code(),
             line.expected.to_string(),
@@ -99,7 +99,7 @@ pub fn total_cells(t: &Total) -> Vec<String> {
 /// A payouts row: landlord, collected, due, paid out, in transit, failed, status.
 fn payout_cells(p: &PayoutLine) -> Vec<String> {
     vec![
-        p.landlord_id.clone(),
+        p.landlord_id.to_string(),
         money(p.collected, p.currency),
         money(p.due, p.currency),
         money(p.paid_out, p.currency),
@@ -145,8 +145,8 @@ fn text(r: &Reconciliation) -> String {
             .iter()
             .map(|l| {
                 vec![
-                    l.property_id.clone(),
-                    l.landlord_id.clone(),
+                    l.property_id.to_string(),
+                    l.landlord_id.to_string(),
                     l.due_date.to_string(),
                     money(l.expected, l.currency),
                     money(l.collected, l.currency),
@@ -181,7 +181,7 @@ fn text(r: &Reconciliation) -> String {
                     u.payment_request.clone(),
                     money(u.amount, u.currency),
                     u.status.as_str().to_string(),
-                    u.property_id.clone().unwrap_or_else(|| "-".into()),
+                    u.property_id.as_deref().unwrap_or("-").to_string(),
                     u.period.clone().unwrap_or_else(|| "-".into()),
                 ]
             })
@@ -257,7 +257,7 @@ fn loose_payout_rows(r: &Reconciliation) -> Vec<HtmlRow> {
         HtmlRow(
             vec![
                 p.payout.clone(),
-                p.landlord_id.clone(),
+                p.landlord_id.to_string(),
                 money(p.amount, p.currency),
                 p.status.as_str().to_string(),
                 timestamp(p.created),
@@ -302,9 +302,9 @@ pub fn html_lines(lines: &[Line]) -> Vec<HtmlLine> {
         .map(|l| HtmlLine {
             property: match &l.property_name {
                 Some(name) => format!("{name} ({})", l.property_id),
-                None => l.property_id.clone(),
+                None => l.property_id.to_string(),
             },
-            landlord_id: l.landlord_id.clone(),
+            landlord_id: l.landlord_id.to_string(),
             due_date: l.due_date.to_string(),
             expected: money(l.expected, l.currency),
             collected: money(l.collected, l.currency),
@@ -328,7 +328,7 @@ fn html(r: &Reconciliation) -> String {
                         u.payment_request.clone(),
                         money(u.amount, u.currency),
                         u.status.as_str().to_string(),
-                        u.property_id.clone().unwrap_or_default(),
+                        u.property_id.as_deref().unwrap_or_default().to_string(),
                         u.period.clone().unwrap_or_default(),
                     ],
                     "unmatched",
@@ -371,8 +371,8 @@ pub fn arrears_total_rows(totals: &ArrearsTotals) -> Vec<Vec<String>> {
 /// The cells every arrears table starts with, whatever its format.
 fn arrears_cells(l: &ArrearsLine) -> Vec<String> {
     vec![
-        l.landlord_id.clone(),
-        l.property_id.clone(),
+        l.landlord_id.to_string(),
+        l.property_id.to_string(),
         l.period.clone(),
         l.due_date.to_string(),
         l.days_past_due.to_string(),
@@ -469,7 +469,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::domain::{Currency, LineStatus};
+    use crate::domain::{Currency, LandlordId, LineStatus, PropertyId};
 
     #[test]
     fn arrears_csv_and_text_show_the_same_line() {
@@ -479,8 +479,8 @@ mod tests {
             as_of: "2025-03-20".into(),
             totals: BTreeMap::new(),
             lines: vec![ArrearsLine {
-                property_id: "prop_1".into(),
-                landlord_id: "ll_1".into(),
+                property_id: PropertyId::parse("prop_1").unwrap(),
+                landlord_id: LandlordId::parse("ll_1").unwrap(),
                 period: "2025-02".into(),
                 currency: eur,
                 outstanding: 120_000,

@@ -35,8 +35,8 @@ fn csv(exceptions: &[Exception]) -> String {
         exceptions.iter().map(|e| {
             [
                 e.kind.as_str().to_string(),
-                e.property_id.clone().unwrap_or_default(),
-                e.landlord_id.clone().unwrap_or_default(),
+                e.property_id.as_deref().unwrap_or_default().to_string(),
+                e.landlord_id.as_deref().unwrap_or_default().to_string(),
                 e.period.clone().unwrap_or_default(),
                 e.amount.map(|a| a.to_string()).unwrap_or_default(),
                 e.amount_display(),

@@ -21,8 +21,8 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use crate::domain::{
-    Event, EventState, ExpectedRent, LandlordContact, MailDraft, Object, Period, PropertyRent,
-    StoredPayout, StoredRequest, Version,
+    Event, EventState, ExpectedRent, LandlordContact, LandlordId, MailDraft, Object, Period,
+    PropertyRent, StoredPayout, StoredRequest, Version,
 };
 use crate::rent_roll::{RentRoll, RentRollErrors};
 
@@ -347,7 +347,7 @@ pub trait Storage {
         within: Option<(Period, Period)>,
     ) -> Result<Vec<(Period, Date)>>;
     /// The landlord whose CasaPay bank account is `bank_account`.
-    fn landlord_by_bank_account(&self, bank_account: &str) -> Result<Option<String>>;
+    fn landlord_by_bank_account(&self, bank_account: &str) -> Result<Option<LandlordId>>;
     fn landlord_contact(&self, landlord_id: &str) -> Result<Option<LandlordContact>>;
     /// Learns a landlord's bank account from CasaPay, unless the rent roll
     /// gave one or another landlord has it; whether it was learned.

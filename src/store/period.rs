@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 
 use super::records::UNDATED_MARGIN_DAYS;
 use super::{PeriodData, Storage, StoreError};
-use crate::domain::{Period, PropertyKey, PropertyRent};
+use crate::domain::{Period, PropertyId, PropertyKey, PropertyRent};
 
 pub(super) fn load<S: Storage + ?Sized>(
     store: &S,
@@ -58,7 +58,7 @@ fn load_named_properties<S: Storage + ?Sized>(
     window: (Period, Period),
 ) -> Result<(), StoreError> {
     let mut looked_up: HashSet<String> = HashSet::new();
-    let mut widened: HashSet<String> = HashSet::new();
+    let mut widened: HashSet<PropertyId> = HashSet::new();
     let requests = std::mem::take(&mut data.requests);
     for request in &requests {
         let pr = &request.request;
@@ -68,7 +68,7 @@ fn load_named_properties<S: Storage + ?Sized>(
         ];
         for key in keys.into_iter().flatten() {
             let known = match key {
-                PropertyKey::Id(id) => data.properties.contains_key(id).then(|| id.to_string()),
+                PropertyKey::Id(id) => data.properties.get(id).map(|p| p.property_id.clone()),
                 PropertyKey::Agreement(a) => data.agreements.get(a).cloned(),
             };
             let property_id = match known {

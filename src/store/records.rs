@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::domain::{
-    ExpectedRent, MailKind, MailMessage, Object, PropertyRent, StoredPayout, StoredRequest, Version,
+    ExpectedRent, LandlordId, MailKind, MailMessage, Object, PropertyId, PropertyRent,
+    StoredPayout, StoredRequest, Version,
 };
 
 /// Where an event sits in the newest-first order, for `starting_after`.
@@ -116,14 +117,14 @@ pub struct PeriodData {
     pub requests: Vec<StoredRequest>,
     /// Every property the period's lines or the loaded requests name, with the
     /// due dates near the period of those an undated request names.
-    pub properties: HashMap<String, PropertyRent>,
+    pub properties: HashMap<PropertyId, PropertyRent>,
     /// Payment agreement → property id, for the agreements loaded requests carry.
-    pub agreements: HashMap<String, String>,
+    pub agreements: HashMap<String, PropertyId>,
     /// Payouts with `metadata.period` = the period, and those without a period
     /// created in the period's month.
     pub payouts: Vec<StoredPayout>,
     /// Bank account → landlord, for loaded payouts that name no landlord.
-    pub bank_accounts: HashMap<String, String>,
+    pub bank_accounts: HashMap<String, LandlordId>,
 }
 
 /// How far outside its month an undated request may be created and still match

@@ -8,8 +8,9 @@ use std::str::FromStr;
 use jiff::civil::Date;
 
 use super::{ClaimedMail, StoreError, corrupt};
+use crate::domain::PropertyId;
 use crate::domain::{
-    Currency, Event, ExpectedRent, MailKind, MailMessage, Money, PaymentRequest,
+    Currency, Event, ExpectedRent, LandlordId, MailKind, MailMessage, Money, PaymentRequest,
     PaymentRequestStatus, Payout, PayoutStatus, Period, RETRYING_EVENT_TYPE, StatusRank,
     StoredPayout, StoredRequest, Version,
 };
@@ -38,8 +39,8 @@ pub(super) fn date(text: &str) -> Result<Date, StoreError> {
 
 /// An expected line joined with its property.
 pub(super) struct ExpectedRow {
-    pub property_id: String,
-    pub landlord_id: String,
+    pub property_id: PropertyId,
+    pub landlord_id: LandlordId,
     pub amount: i64,
     pub currency: String,
     pub due_date: String,
@@ -108,7 +109,8 @@ impl RequestRow {
                 attempts: self.attempts,
                 next_retry_at: self.next_retry_at,
                 payment_method_used: self.payment_method_used,
-                property_id: self.property_id,
+                // Stored before ids were checked: a metadata id that is not one never matched.
+                property_id: self.property_id.and_then(|id| PropertyId::parse(id).ok()),
                 period: self.period,
                 description: None,
                 created: self.created,
@@ -153,7 +155,7 @@ impl PayoutRow {
                 failure_reason: self.failure_reason,
                 failure_code: self.failure_code,
                 failure_message: self.failure_message,
-                landlord_id: self.landlord_id,
+                landlord_id: self.landlord_id.and_then(|id| LandlordId::parse(id).ok()),
                 period: self.period,
                 description: None,
                 created: self.created,

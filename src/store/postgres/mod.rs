@@ -3,6 +3,7 @@
 //! concurrent writers; no single writer thread), reads run in read-only
 //! snapshots. Durable before the 200: `synchronous_commit = on`.
 
+mod ids;
 mod queries;
 
 use std::cell::RefCell;

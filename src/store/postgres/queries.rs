@@ -8,8 +8,8 @@ use postgres::{Row, Statement};
 
 use super::PgStore;
 use crate::domain::{
-    Event, EventState, ExpectedRent, LandlordContact, MailDraft, Object, Period, PropertyRent,
-    StatusRank, StoredPayout, StoredRequest, Version,
+    Event, EventState, ExpectedRent, LandlordContact, LandlordId, MailDraft, Object, Period,
+    PropertyRent, StatusRank, StoredPayout, StoredRequest, Version,
 };
 use crate::rent_roll::RentRoll;
 use crate::store::rows::{self, ExpectedRow, PayoutRow, RequestRow};
@@ -478,7 +478,7 @@ impl Storage for PgStore<'_> {
         .collect()
     }
 
-    fn landlord_by_bank_account(&self, bank_account: &str) -> Result<Option<String>> {
+    fn landlord_by_bank_account(&self, bank_account: &str) -> Result<Option<LandlordId>> {
         self.row(
             "SELECT id FROM landlords WHERE bank_account = $1",
             &[&bank_account],

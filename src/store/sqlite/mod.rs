@@ -3,6 +3,7 @@
 //! blocking the writer.
 
 mod events;
+mod ids;
 mod objects;
 mod outbox;
 mod reconciliation;
@@ -24,8 +25,8 @@ use super::records::{
 };
 use super::{Result, Storage, StoreError};
 use crate::domain::{
-    Event, EventState, ExpectedRent, LandlordContact, MailDraft, Object, Period, PropertyRent,
-    StoredPayout, StoredRequest, Version,
+    Event, EventState, ExpectedRent, LandlordContact, LandlordId, MailDraft, Object, Period,
+    PropertyRent, StoredPayout, StoredRequest, Version,
 };
 use crate::rent_roll::RentRoll;
 
@@ -219,7 +220,7 @@ impl Storage for Connection {
     ) -> Result<Vec<(Period, Date)>> {
         rent_roll::due_dates(self, property_id, within)
     }
-    fn landlord_by_bank_account(&self, bank_account: &str) -> Result<Option<String>> {
+    fn landlord_by_bank_account(&self, bank_account: &str) -> Result<Option<LandlordId>> {
         rent_roll::landlord_by_bank_account(self, bank_account)
     }
     fn landlord_contact(&self, landlord_id: &str) -> Result<Option<LandlordContact>> {

@@ -3,7 +3,7 @@
 use jiff::civil::Date;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::domain::{LandlordContact, Period, PropertyRent};
+use crate::domain::{LandlordContact, LandlordId, Period, PropertyRent};
 use crate::rent_roll::RentRoll;
 use crate::store::StoreError;
 use crate::store::rows;
@@ -126,7 +126,7 @@ pub(super) fn due_dates(
 pub(super) fn landlord_by_bank_account(
     conn: &Connection,
     bank_account: &str,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<LandlordId>, StoreError> {
     Ok(conn
         .prepare_cached("SELECT id FROM landlords WHERE bank_account = ?1")?
         .query_row([bank_account], |row| row.get(0))
