@@ -296,9 +296,10 @@ pub async fn daily_report(settings: &Settings, args: &DailyReportArgs) -> anyhow
         None => report::yesterday(jiff::Timestamp::now(), &settings.timezone),
     };
     let database = startup::open_database(settings)?;
-    let mut built = database
-        .reads()
-        .read(|store| report::build_daily_report(store, date, &settings.timezone))?;
+    let mut built = database.reads().read(|store| {
+        let detail = report::Detail::for_format(args.format);
+        report::build_daily_report(store, date, &settings.timezone, detail)
+    })?;
     if let Some(key) = &settings.api_key {
         let client = ApiClient::new(&settings.api_base, key.clone(), RetryPolicy::default())?;
         report::balance::check(&mut built, report::balance::fetch(&client).await);

@@ -8,6 +8,12 @@ use casapay_recon::cli::{
 use casapay_recon::config::Settings;
 use casapay_recon::{commands, telemetry};
 
+// mimalloc hands freed memory back to the system, where glibc's per-thread
+// arenas kept a large reconciliation's pages: serve's peak RSS after dashboard
+// pages and reports at 100,000 properties fell from 903 MB (see README).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     casapay_recon::casapay::client::install_tls_provider();

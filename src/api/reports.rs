@@ -35,7 +35,9 @@ pub async fn get_daily_report(
     };
     let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
     let body = web::block(move || -> Result<String, ApiError> {
-        let mut built = pool.read(|store| report::build_daily_report(store, date, &timezone))?;
+        let detail = report::Detail::for_format(format);
+        let mut built =
+            pool.read(|store| report::build_daily_report(store, date, &timezone, detail))?;
         if let Some(fetched) = fetched {
             balance::check(&mut built, fetched);
         }

@@ -111,6 +111,18 @@ pub fn arrears_of<'a>(lines: impl IntoIterator<Item = &'a Line>, as_of: Date) ->
     arrears
 }
 
+/// Adds `more` (another period's arrears) to `totals`.
+pub fn add_totals(totals: &mut ArrearsTotals, more: ArrearsTotals) {
+    for (currency, buckets) in more {
+        let into = totals.entry(currency).or_default();
+        for (bucket, total) in buckets {
+            let sum = into.entry(bucket).or_default();
+            sum.lines += total.lines;
+            sum.outstanding = sum.outstanding.saturating_add(total.outstanding);
+        }
+    }
+}
+
 /// Reconciles every period up to `as_of`'s and gathers its arrears.
 pub fn arrears_stored(
     store: &dyn Storage,

@@ -27,6 +27,34 @@ pub struct EventCounts {
     pub by_type: BTreeMap<String, i64>,
 }
 
+/// How much of each period a report keeps. The JSON report carries every
+/// period's reconciliation (SPEC §6); text, HTML, CSV and the mail show a row
+/// per period, so they need not hold a period's lines once it is summed up:
+/// one period's lines are in memory at a time, not every period's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    Full,
+    Summary,
+}
+
+impl Detail {
+    pub fn for_format(format: crate::format::Format) -> Self {
+        match format {
+            crate::format::Format::Json => Detail::Full,
+            _ => Detail::Summary,
+        }
+    }
+}
+
+/// A period of the report as its row shows it.
+#[derive(Debug, Clone)]
+pub struct PeriodRow {
+    pub period: String,
+    pub lines: usize,
+    pub exceptions: usize,
+    pub totals: Vec<Total>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DailyReport {
     pub object: &'static str,
@@ -36,7 +64,10 @@ pub struct DailyReport {
     pub changes: Changes,
     /// Aged arrears of every period up to the report's date.
     pub arrears: ArrearsSummary,
+    /// With [`Detail::Summary`], without their lines and unmatched requests.
     pub periods: Vec<Reconciliation>,
+    #[serde(skip)]
+    pub period_rows: Vec<PeriodRow>,
     pub exceptions: Vec<Exception>,
     pub totals: Vec<Total>,
     /// With an API key: CasaPay's balance against what is due (see [`balance`]).
@@ -212,17 +243,54 @@ pub fn recorded_exceptions(report: &DailyReport) -> Vec<RecordedException> {
         .collect()
 }
 
+/// The periods a report shows, summed up as they are reconciled.
+struct Periods {
+    detail: Detail,
+    date: Date,
+    kept: Vec<Reconciliation>,
+    rows: Vec<PeriodRow>,
+    exceptions: Vec<Exception>,
+    arrears: arrears::ArrearsTotals,
+}
+
+impl Periods {
+    /// Adds a period: its exceptions, arrears and row; its lines only with `Detail::Full`.
+    fn add(&mut self, mut reconciliation: Reconciliation, found: Vec<Exception>) {
+        let arrears = arrears::arrears_of(&reconciliation.lines, self.date).totals;
+        arrears::add_totals(&mut self.arrears, arrears);
+        self.rows.push(PeriodRow {
+            period: reconciliation.period.clone(),
+            lines: reconciliation.lines.len(),
+            exceptions: found.len(),
+            totals: reconciliation.totals.clone(),
+        });
+        self.exceptions.extend(found);
+        if self.detail == Detail::Summary {
+            reconciliation.lines = Vec::new();
+            reconciliation.unmatched = Vec::new();
+        }
+        self.kept.push(reconciliation);
+    }
+}
+
 pub fn build_daily_report(
     store: &dyn Storage,
     date: Date,
     timezone: &TimeZone,
+    detail: Detail,
 ) -> Result<DailyReport, StoreError> {
     let events = events_received(store, date, timezone)?;
     let current = Period::of_date(date);
+    let mut periods = Periods {
+        detail,
+        date,
+        kept: Vec::new(),
+        rows: Vec::new(),
+        exceptions: Vec::new(),
+        arrears: arrears::ArrearsTotals::new(),
+    };
     // Earlier periods appear only while they still have an exception; each
     // period's exceptions are found once.
-    let mut periods = Vec::new();
-    let mut exceptions: Vec<Exception> = Vec::new();
     for text in store.periods_before(&current.to_string())? {
         let Ok(period) = text.parse::<Period>() else {
             continue; // a malformed metadata.period never matches a line
@@ -230,14 +298,19 @@ pub fn build_daily_report(
         let reconciliation = recon::reconcile_stored(store, period, date, timezone, None)?;
         let found = exceptions_of(&reconciliation);
         if !found.is_empty() {
-            exceptions.extend(found);
-            periods.push(reconciliation);
+            periods.add(reconciliation, found);
         }
     }
     let reconciliation = recon::reconcile_stored(store, current, date, timezone, None)?;
-    exceptions.extend(exceptions_of(&reconciliation));
-    periods.push(reconciliation);
-    let arrears = arrears::arrears_of(periods.iter().flat_map(|p| &p.lines), date);
+    let found = exceptions_of(&reconciliation);
+    periods.add(reconciliation, found);
+    let Periods {
+        kept: periods,
+        rows: period_rows,
+        mut exceptions,
+        arrears,
+        ..
+    } = periods;
 
     exceptions.extend(service_exceptions(store, timezone)?);
     let changes = what_changed(store, date, &mut exceptions)?;
@@ -263,10 +336,11 @@ pub fn build_daily_report(
         events,
         changes,
         arrears: ArrearsSummary {
-            as_of: arrears.as_of,
-            totals: arrears.totals,
+            as_of: date.to_string(),
+            totals: arrears,
         },
         periods,
+        period_rows,
         exceptions,
         totals: totals.into_values().collect(),
         balance: None,

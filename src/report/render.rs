@@ -80,20 +80,14 @@ fn changes_line(report: &DailyReport) -> String {
 
 fn period_rows(report: &DailyReport) -> Vec<Vec<String>> {
     report
-        .periods
+        .period_rows
         .iter()
         .flat_map(|p| {
-            // The report already holds each period's exceptions: counted, not found again.
-            let exceptions = report
-                .exceptions
-                .iter()
-                .filter(|e| e.period.as_deref() == Some(p.period.as_str()))
-                .count();
             p.totals.iter().map(move |t| {
                 let mut row = vec![
                     p.period.clone(),
-                    p.lines.len().to_string(),
-                    exceptions.to_string(),
+                    p.lines.to_string(),
+                    p.exceptions.to_string(),
                 ];
                 row.extend(total_cells(t));
                 row

@@ -9,7 +9,7 @@ use jiff::civil::{Date, Time};
 use tokio::sync::{Notify, watch};
 
 use super::render::report_mail;
-use super::{balance, build_daily_report};
+use super::{Detail, balance, build_daily_report};
 use crate::config::Settings;
 use crate::domain::Clock;
 use crate::store::{ReadPool, StoreError, Writer};
@@ -93,7 +93,9 @@ impl Scheduler {
             pool.read(|store| {
                 let mut reports = Vec::new();
                 for date in dates {
-                    let mut report = build_daily_report(store, date, &settings.timezone)?;
+                    // Mailed as text and HTML: a row per period is all it shows.
+                    let mut report =
+                        build_daily_report(store, date, &settings.timezone, Detail::Summary)?;
                     if let Some(fetched) = &fetched {
                         balance::check(&mut report, fetched.clone());
                     }

@@ -7,7 +7,10 @@ use std::time::Duration;
 use casapay_recon::config::Settings;
 use casapay_recon::domain::Clock;
 use casapay_recon::domain::Secret;
+use casapay_recon::format::Format;
+use casapay_recon::report::render::render_report;
 use casapay_recon::report::scheduler::Scheduler;
+use casapay_recon::report::{Detail, build_daily_report};
 use casapay_recon::store;
 use serde_json::{Value, json};
 
@@ -315,6 +318,7 @@ fn record_report(app: &TestApp, date: &str) -> Value {
                 store,
                 date.parse().unwrap(),
                 &jiff::tz::TimeZone::UTC,
+                Detail::Full,
             )?;
             let recorded = casapay_recon::report::recorded_exceptions(&built);
             assert!(store.record_daily_report(date, &recorded, &[], 0)?);
@@ -451,4 +455,71 @@ async fn a_report_over_ten_thousand_exceptions_stays_small_and_says_how_many_mor
         .await
         .unwrap();
     assert_eq!(csv.lines().count(), 20_001, "CSV lists every exception");
+}
+
+#[tokio::test]
+async fn a_summarised_report_reads_as_the_full_one_in_text_html_and_csv() {
+    let app = spawn_app_with(
+        |_| {},
+        Clock::Fixed("2025-03-20T03:00:00Z".parse().unwrap()),
+    )
+    .await;
+    expect_json(
+        app.import_rent_roll(
+            "property_id,landlord_id,period,amount,currency\n\
+             prop_a,ll_1,2025-01..2025-03,1000,eur\n\
+             prop_b,ll_2,2025-02..2025-03,2000,gbp\n",
+        )
+        .await,
+        200,
+    )
+    .await;
+    app.send_all(&[
+        event_with(
+            "evt_a",
+            "payment_request.succeeded",
+            10,
+            request("preq_a", "prop_a", 400, "eur", "succeeded"),
+        ),
+        event_with(
+            "evt_x",
+            "payment_request.succeeded",
+            10,
+            request("preq_x", "prop_zzz", 500, "eur", "succeeded"),
+        ),
+    ])
+    .await;
+    let database = app.open_database();
+    let built = |detail| {
+        database
+            .reads()
+            .read(|store| {
+                build_daily_report(
+                    store,
+                    "2025-03-19".parse().unwrap(),
+                    &jiff::tz::TimeZone::UTC,
+                    detail,
+                )
+            })
+            .unwrap()
+    };
+    let (full, summary) = (built(Detail::Full), built(Detail::Summary));
+    assert_eq!(full.periods.len(), 3, "every period with an exception");
+    assert!(
+        summary.periods.iter().all(|p| p.lines.is_empty()),
+        "no lines kept"
+    );
+    for format in [Format::Text, Format::Html, Format::Csv] {
+        assert_eq!(
+            render_report(&summary, format),
+            render_report(&full, format),
+            "{format:?}"
+        );
+    }
+    let text = render_report(&summary, Format::Text);
+    assert!(text.contains("2025-01"), "{text}");
+    assert_eq!(
+        serde_json::to_value(&summary.arrears).unwrap(),
+        serde_json::to_value(&full.arrears).unwrap()
+    );
 }
