@@ -6,10 +6,18 @@
 //! rolled back alone and the rest of its batch commits. A job's result is
 //! released only after the batch's COMMIT returns, so an acknowledged write is
 //! on disk.
+//!
+//! Checkpoints (copying the WAL back into the database file, with its fsync)
+//! run on a thread of their own, so that a commit never waits for one: the
+//! writer only checkpoints itself if that thread fell far behind.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::path::PathBuf;
+use std::sync::mpsc::{
+    Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError, sync_channel,
+};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
@@ -71,9 +79,17 @@ impl Writer {
     /// `max_batch` bounds a batch (1 turns group commit off).
     pub fn start(conn: Connection, queue: usize, max_batch: usize) -> (Self, JoinHandle<()>) {
         let (sender, receiver) = sync_channel(queue);
+        let checkpoints = start_checkpointer(&conn);
         let thread = std::thread::Builder::new()
             .name("casapay-writer".into())
-            .spawn(move || run_writer(conn, &receiver, max_batch.max(1)))
+            .spawn(move || {
+                run_writer(conn, &receiver, max_batch.max(1));
+                // The writer is done: the checkpointer finishes the WAL and ends.
+                if let Some((stop, thread)) = checkpoints {
+                    drop(stop);
+                    let _ = thread.join();
+                }
+            })
             .expect("the writer thread starts");
         (Self { queue: sender }, thread)
     }
@@ -120,6 +136,46 @@ fn run_writer(mut conn: Connection, receiver: &Receiver<Box<dyn Job>>, max_batch
     }
 }
 
+/// How often the checkpointer copies what the WAL holds into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+/// WAL pages after which the writer checkpoints itself (SQLite's default is
+/// 1,000): only when the checkpointer cannot keep up.
+const WRITER_CHECKPOINT_PAGES: i64 = 20_000;
+
+/// Starts the checkpointer on a connection of its own; dropping the returned
+/// sender stops it after a last checkpoint. None for a database without a
+/// file (a test's in-memory one): the writer checkpoints itself then.
+fn start_checkpointer(writer: &Connection) -> Option<(SyncSender<()>, JoinHandle<()>)> {
+    let path = PathBuf::from(writer.path().filter(|p| !p.is_empty())?);
+    let conn = Connection::open(&path).ok()?;
+    conn.busy_timeout(Duration::from_secs(1)).ok()?;
+    writer
+        .pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+        .ok()?;
+    let (stop, stopped) = sync_channel::<()>(0);
+    let thread = std::thread::Builder::new()
+        .name("casapay-checkpoint".into())
+        .spawn(move || {
+            loop {
+                let last = matches!(
+                    stopped.recv_timeout(CHECKPOINT_EVERY),
+                    Err(RecvTimeoutError::Disconnected)
+                );
+                // PASSIVE: copies what no reader still needs, never blocks the writer.
+                if let Err(error) =
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                {
+                    tracing::warn!(%error, "WAL checkpoint failed; the writer checkpoints itself meanwhile");
+                }
+                if last {
+                    break;
+                }
+            }
+        })
+        .ok()?;
+    Some((stop, thread))
+}
+
 fn commit_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> Result<(), rusqlite::Error> {
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for job in batch.iter_mut() {
@@ -138,7 +194,8 @@ mod tests {
 
     fn writer() -> (tempfile::TempDir, Writer) {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = Connection::open(dir.path().join("db")).unwrap();
+        let mut conn =
+            super::super::open_writer(&dir.path().join("db"), Duration::from_secs(1)).unwrap();
         super::super::migrate(&mut conn).unwrap();
         let (writer, _thread) = Writer::start(conn, 64, 16);
         (dir, writer)
@@ -173,6 +230,34 @@ mod tests {
         assert_eq!(results.iter().filter(|r| r.is_err()).count(), 1);
         assert!(results[5].is_err());
         assert_eq!(count(&dir), 9);
+    }
+
+    #[tokio::test]
+    async fn the_wal_is_checkpointed_apart_from_the_writer() {
+        let (dir, writer) = writer();
+        let database = dir.path().join("db");
+        let before = std::fs::metadata(&database).unwrap().len();
+        // 2 MB of rows: far below the writer's own checkpoint threshold.
+        for batch in 0..4 {
+            writer
+                .write(move |store| {
+                    for i in 0..64 {
+                        store.insert_setting(&format!("k{batch}_{i}"), &"x".repeat(8000))?;
+                    }
+                    Ok(())
+                })
+                .await
+                .unwrap();
+        }
+        let grown = || std::fs::metadata(&database).unwrap().len() > before + 2_000_000;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !grown() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            grown(),
+            "the checkpointer copied the WAL into the database file"
+        );
     }
 
     #[tokio::test]
