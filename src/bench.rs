@@ -49,6 +49,7 @@ fn property_of(load: &IngestLoad, connection: usize, n: u64) -> String {
 pub fn prefill(
     database: &crate::store::Database,
     count: usize,
+    timezone: &jiff::tz::TimeZone,
     progress: &indicatif::ProgressBar,
 ) -> Result<(), crate::store::StoreError> {
     use crate::domain::Mode;
@@ -87,7 +88,14 @@ pub fn prefill(
         done += batch;
         progress.set_position(done as u64);
     }
-    Ok(())
+    // A database that has run a while has sent yesterday's report: the
+    // service does not build one over the stored events during the load.
+    let yesterday = crate::report::yesterday(jiff::Timestamp::now(), timezone);
+    database.transaction(|store| {
+        store
+            .record_daily_report(&yesterday.to_string(), &[], &[], 0)
+            .map(drop)
+    })
 }
 
 #[derive(Debug, Clone)]

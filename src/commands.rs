@@ -284,7 +284,7 @@ fn prepare_bench_database(settings: &Settings, args: &BenchIngestArgs) -> anyhow
     if args.stored > 0 {
         let progress = progress_bar("events stored before the load");
         progress.set_length(args.stored as u64);
-        bench::prefill(&database, args.stored, &progress)?;
+        bench::prefill(&database, args.stored, &settings.timezone, &progress)?;
         progress.finish_and_clear();
     }
     Ok(())
