@@ -140,46 +140,52 @@ impl MailContent {
     }
 }
 
-/// What a queued message says (pure): worded and rendered when it is sent,
-/// dates in `timezone`.
-pub fn render(kind: MailKind, message: &MailMessage, timezone: &TimeZone) -> RenderedMail {
+/// What a landlord message says, worded from its facts; a message rendered
+/// when queued is the error, as it was rendered.
+fn worded(
+    kind: MailKind,
+    message: &MailMessage,
+    timezone: &TimeZone,
+) -> Result<MailContent, RenderedMail> {
     match message {
-        MailMessage::Request { facts, greet } => {
-            wording::request_mail(facts, kind, greet.as_deref(), timezone).render()
-        }
-        MailMessage::Payout { facts, greet } => {
-            wording::payout_mail(facts, kind, greet.as_deref(), timezone).render()
-        }
+        MailMessage::Request { facts, greet } => Ok(wording::request_mail(
+            facts,
+            kind,
+            greet.as_deref(),
+            timezone,
+        )),
+        MailMessage::Payout { facts, greet } => Ok(wording::payout_mail(
+            facts,
+            kind,
+            greet.as_deref(),
+            timezone,
+        )),
         MailMessage::Rendered {
             subject,
             text,
             html,
-        } => RenderedMail {
+        } => Err(RenderedMail {
             subject: subject.clone(),
             text: text.clone(),
             html: html.clone(),
-        },
+        }),
     }
+}
+
+/// What a queued message says (pure): worded and rendered when it is sent,
+/// dates in `timezone`.
+pub fn render(kind: MailKind, message: &MailMessage, timezone: &TimeZone) -> RenderedMail {
+    worded(kind, message, timezone).map_or_else(|rendered| rendered, MailContent::render)
 }
 
 /// A queued mail's subject, as `outbox list` and the report show it.
 pub fn outbox_subject(row: &OutboxRow, timezone: &TimeZone) -> String {
     match (&row.message, MailKind::parse(&row.kind)) {
-        (Ok(message), Some(kind)) => render_subject(kind, message, timezone),
+        (Ok(MailMessage::Rendered { subject, .. }), _) => subject.clone(),
+        (Ok(message), Some(kind)) => worded(kind, message, timezone)
+            .map_or_else(|rendered| rendered.subject, |content| content.subject),
         (Err(error), _) => format!("({error})"),
         (_, None) => format!("(the stored kind `{}` is not a mail kind)", row.kind),
-    }
-}
-
-fn render_subject(kind: MailKind, message: &MailMessage, timezone: &TimeZone) -> String {
-    match message {
-        MailMessage::Request { facts, greet } => {
-            wording::request_mail(facts, kind, greet.as_deref(), timezone).subject
-        }
-        MailMessage::Payout { facts, greet } => {
-            wording::payout_mail(facts, kind, greet.as_deref(), timezone).subject
-        }
-        MailMessage::Rendered { subject, .. } => subject.clone(),
     }
 }
 

@@ -364,9 +364,13 @@ async fn a_5xx_fails_the_mail_at_once_and_the_report_says_so() {
     assert_eq!(app.count("SELECT attempts FROM outbox"), 1, "never retried");
     assert!(smtp.accepted().is_empty());
     let report = app.daily_report("2025-03-20").await;
+    let undeliverable = exceptions_of(&report, "undeliverable_mail");
     assert!(
-        !exceptions_of(&report, "undeliverable_mail").is_empty(),
-        "{report}"
+        undeliverable.iter().any(|e| e["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("(Rent received for ")),
+        "the exception names the mail by its subject, worded from its stored values: {report}"
     );
 }
 
