@@ -1,8 +1,8 @@
-//! `GET /dashboard?period=YYYY-MM[&status=…][&landlord_id=…][&page=N][&exceptions_page=N]`:
+//! `GET /dashboard?period=YYYY-MM[&status=…][&kind=…][&landlord_id=…][&page=N][&exceptions_page=N]`:
 //! one server-rendered page for a person, small at any size: the summary first
 //! (collected against expected per currency, lines per status), then the
-//! exceptions and the lines, each a page at a time, filterable by status and
-//! landlord, and a chart of the last twelve months whose bars link to their
+//! exceptions and the lines, each a page at a time, filterable by landlord,
+//! exceptions by kind and lines by status, and a chart of the last twelve months whose bars link to their
 //! month. Plain links and a form: no JavaScript.
 
 use actix_web::{HttpResponse, web};
@@ -10,7 +10,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::auth::DashboardAdmin;
-use crate::domain::{LineStatus, Period};
+use crate::domain::{ExceptionKind, LineStatus, Period};
 use crate::error::ApiError;
 use crate::format::money;
 use crate::recon::render::{HtmlLine, html_lines};
@@ -27,6 +27,7 @@ const EXCEPTIONS_PER_PAGE: usize = 50;
 pub struct DashboardQuery {
     period: Option<String>,
     status: Option<String>,
+    kind: Option<String>,
     landlord_id: Option<String>,
     page: Option<usize>,
     exceptions_page: Option<usize>,
@@ -43,15 +44,25 @@ fn page<T: Clone>(items: &[T], page: usize, per_page: usize) -> (Vec<T>, usize) 
     )
 }
 
+/// The dashboard's filters, as the form and the page links carry them.
+struct Filters {
+    status: String,
+    kind: String,
+    landlord: String,
+}
+
 /// A link to another page of the dashboard, keeping the filters.
-fn link(period: &str, status: &str, landlord: &str, page: usize, exceptions_page: usize) -> String {
+fn link(period: &str, filters: &Filters, page: usize, exceptions_page: usize) -> String {
     let mut link =
         format!("/dashboard?period={period}&page={page}&exceptions_page={exceptions_page}");
-    if !status.is_empty() {
-        link.push_str(&format!("&status={status}"));
-    }
-    if !landlord.is_empty() {
-        link.push_str(&format!("&landlord_id={landlord}"));
+    for (name, value) in [
+        ("status", &filters.status),
+        ("kind", &filters.kind),
+        ("landlord_id", &filters.landlord),
+    ] {
+        if !value.is_empty() {
+            link.push_str(&format!("&{name}={value}"));
+        }
     }
     link
 }
@@ -101,7 +112,9 @@ struct DashboardPage {
     history: Vec<HistoryChart>,
     status_counts: Vec<(&'static str, usize)>,
     statuses: Vec<&'static str>,
+    kinds: Vec<&'static str>,
     status: String,
+    kind: String,
     landlord: String,
     exceptions_total: usize,
     exceptions: Vec<ExceptionRow>,
@@ -221,13 +234,18 @@ pub async fn dashboard(
     })
     .await??;
     let query = query.into_inner();
-    let status = query.status.unwrap_or_default();
-    let landlord = query.landlord_id.unwrap_or_default();
+    let filters = Filters {
+        status: query.status.unwrap_or_default(),
+        kind: query.kind.unwrap_or_default(),
+        landlord: query.landlord_id.unwrap_or_default(),
+    };
+    let (status, landlord) = (filters.status.clone(), filters.landlord.clone());
     let filter = recon::LineFilter {
         status: LineStatus::parse(&status),
         landlord_id: Some(landlord.clone()).filter(|l| !l.is_empty()),
         property_id: None,
     };
+    let kind = ExceptionKind::parse(&filters.kind);
     let status_counts: Vec<(&'static str, usize)> = LineStatus::ALL
         .iter()
         .map(|s| {
@@ -245,6 +263,7 @@ pub async fn dashboard(
     let exceptions: Vec<ExceptionRow> = recon::exceptions_of(&reconciliation)
         .iter()
         .filter(|e| landlord.is_empty() || e.landlord_id.as_deref() == Some(landlord.as_str()))
+        .filter(|e| kind.is_none_or(|k| e.kind == k))
         .map(ExceptionRow::from)
         .collect();
     let lines: Vec<_> = reconciliation
@@ -262,13 +281,7 @@ pub async fn dashboard(
     let at_line = query.page.unwrap_or(1).clamp(1, line_pages);
     let at_exception = query.exceptions_page.unwrap_or(1).clamp(1, exception_pages);
     let to = |lines_at: usize, exceptions_at: usize| {
-        link(
-            &reconciliation.period,
-            &status,
-            &landlord,
-            lines_at,
-            exceptions_at,
-        )
+        link(&reconciliation.period, &filters, lines_at, exceptions_at)
     };
     let chart = chart(&reconciliation);
     let page = DashboardPage {
@@ -279,7 +292,9 @@ pub async fn dashboard(
         history: history_charts(&months),
         status_counts,
         statuses: LineStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        kinds: ExceptionKind::ALL.iter().map(|k| k.as_str()).collect(),
         status: status.clone(),
+        kind: filters.kind.clone(),
         landlord: landlord.clone(),
         exceptions_total: exceptions.len(),
         exceptions: exception_page,

@@ -217,6 +217,10 @@ impl ExceptionKind {
         ExceptionKind::BalanceShort,
     ];
 
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ExceptionKind::Failed => "failed",

@@ -372,6 +372,18 @@ async fn the_dashboard_pages_and_filters_lines_and_stays_small() {
         landlord.contains("Lines (124)"),
         "filtered by landlord and status"
     );
+    let overdue = get("&kind=overdue").await;
+    assert!(overdue.contains("Exceptions (249)"), "exceptions by kind");
+    let next = overdue
+        .split(" id=\"next-exceptions\"")
+        .next()
+        .and_then(|before| before.rsplit("href=\"").next())
+        .unwrap_or_default();
+    assert!(
+        next.contains("kind=overdue"),
+        "the next page keeps the kind: {next}"
+    );
+    assert!(get("&kind=failed").await.contains("Exceptions (0)"));
     assert!(rows(&first) > 0);
 }
 
