@@ -1,5 +1,7 @@
 //! What each command does, called by `main` after configuration is loaded.
 
+use std::io::Write as _;
+
 use anyhow::{Context, bail};
 
 use crate::bench;
@@ -18,7 +20,7 @@ use crate::notify::{
 };
 use crate::recon::{self, render};
 use crate::rent_roll;
-use crate::report::{self, render::render_report, render::report_mail};
+use crate::report::{self, render::report_mail, render::write_report};
 use crate::sim;
 use crate::startup::{self, Application};
 use crate::store::{self, Location};
@@ -306,10 +308,12 @@ pub async fn daily_report(settings: &Settings, args: &DailyReportArgs) -> anyhow
         let client = ApiClient::new(&settings.api_base, key.clone(), RetryPolicy::default())?;
         report::balance::check(&mut built, report::balance::fetch(&client).await);
     }
-    print!("{}", render_report(&built, args.format));
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    write_report(&built, args.format, &mut out)?;
     if args.format == Format::Json {
-        println!();
+        writeln!(out)?;
     }
+    out.flush()?;
     if !args.send {
         return Ok(());
     }

@@ -5,9 +5,10 @@ use jiff::civil::Date;
 use serde::Deserialize;
 
 use super::Admin;
+use super::stream::streamed;
 use crate::error::ApiError;
 use crate::format::Format;
-use crate::report::{self, balance, render::render_report};
+use crate::report::{self, balance, render::write_report};
 use crate::startup::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -34,17 +35,17 @@ pub async fn get_daily_report(
         None => None,
     };
     let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
-    let body = web::block(move || -> Result<String, ApiError> {
+    let built = web::block(move || -> Result<_, ApiError> {
         let detail = report::Detail::for_format(format);
         let mut built =
             pool.read(|store| report::build_daily_report(store, date, &timezone, detail))?;
         if let Some(fetched) = fetched {
             balance::check(&mut built, fetched);
         }
-        Ok(render_report(&built, format))
+        Ok(built)
     })
     .await??;
-    Ok(HttpResponse::Ok()
-        .content_type(format.content_type())
-        .body(body))
+    Ok(streamed(format.content_type(), move |out| {
+        write_report(&built, format, out)
+    }))
 }

@@ -10,6 +10,20 @@ use crate::format::{self, Format, money, printable};
 use crate::recon::Exception;
 use crate::recon::render::{self, total_cells};
 
+/// Writes the report as it is rendered: the JSON of a large report (every
+/// period's lines) is never one string in memory.
+pub fn write_report(
+    report: &DailyReport,
+    format: Format,
+    mut out: impl std::io::Write,
+) -> std::io::Result<()> {
+    match format {
+        Format::Json => serde_json::to_writer_pretty(&mut out, report)?,
+        _ => out.write_all(render_report(report, format).as_bytes())?,
+    }
+    out.flush()
+}
+
 pub fn render_report(report: &DailyReport, format: Format) -> String {
     match format {
         Format::Json => serde_json::to_string_pretty(report).expect("a report serialises"),
