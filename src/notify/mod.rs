@@ -180,12 +180,11 @@ pub fn render(kind: MailKind, message: &MailMessage, timezone: &TimeZone) -> Ren
 
 /// A queued mail's subject, as `outbox list` and the report show it.
 pub fn outbox_subject(row: &OutboxRow, timezone: &TimeZone) -> String {
-    match (&row.message, MailKind::parse(&row.kind)) {
-        (Ok(MailMessage::Rendered { subject, .. }), _) => subject.clone(),
-        (Ok(message), Some(kind)) => worded(kind, message, timezone)
+    match &row.mail {
+        Ok((_, MailMessage::Rendered { subject, .. })) => subject.clone(),
+        Ok((kind, message)) => worded(*kind, message, timezone)
             .map_or_else(|rendered| rendered.subject, |content| content.subject),
-        (Err(error), _) => format!("({error})"),
-        (_, None) => format!("(the stored kind `{}` is not a mail kind)", row.kind),
+        Err(error) => format!("({error})"),
     }
 }
 

@@ -94,14 +94,14 @@ pub struct ClaimedMail {
 }
 
 /// A row of `outbox list`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub id: i64,
     pub status: String,
     pub kind: String,
     pub recipient: String,
-    #[serde(skip)]
-    pub message: Result<MailMessage, String>,
+    /// Its kind and message, or why the stored row cannot be read.
+    pub mail: Result<(MailKind, MailMessage), String>,
     pub attempts: u32,
     pub last_error: Option<String>,
     pub cause: String,

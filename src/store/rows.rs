@@ -7,12 +7,11 @@ use std::str::FromStr;
 
 use jiff::civil::Date;
 
-use super::{ClaimedMail, StoreError, corrupt};
-use crate::domain::PropertyId;
+use super::{StoreError, corrupt};
 use crate::domain::{
     Currency, Event, ExpectedRent, LandlordId, MailKind, MailMessage, Money, PaymentRequest,
-    PaymentRequestStatus, Payout, PayoutStatus, Period, RETRYING_EVENT_TYPE, StatusRank,
-    StoredPayout, StoredRequest, Version,
+    PaymentRequestStatus, Payout, PayoutStatus, Period, PropertyId, RETRYING_EVENT_TYPE,
+    StatusRank, StoredPayout, StoredRequest, Version,
 };
 
 /// Where an event came from: a sync writes snapshots as `*.synced` events.
@@ -169,26 +168,12 @@ pub(super) fn message_json(message: &MailMessage) -> String {
     serde_json::to_string(message).expect("a mail message serialises")
 }
 
-/// A stored message; a row that does not decode is named, and fails its mail alone.
-pub(super) fn message(json: &str) -> Result<MailMessage, String> {
-    serde_json::from_str(json).map_err(|e| format!("the stored message does not decode: {e}"))
-}
-
-/// A claimed outbox row.
-pub(super) fn claimed_mail(
-    id: i64,
-    recipient: String,
-    kind: &str,
-    json: &str,
-    attempts: u32,
-) -> ClaimedMail {
-    let mail = MailKind::parse(kind)
-        .ok_or_else(|| format!("the stored kind `{kind}` is not a mail kind"))
-        .and_then(|kind| Ok((kind, message(json)?)));
-    ClaimedMail {
-        id,
-        recipient,
-        mail,
-        attempts,
-    }
+/// A stored mail's kind and message; a row that does not decode is named,
+/// and fails its mail alone.
+pub(super) fn mail(kind: &str, json: &str) -> Result<(MailKind, MailMessage), String> {
+    let kind = MailKind::parse(kind)
+        .ok_or_else(|| format!("the stored kind `{kind}` is not a mail kind"))?;
+    let message = serde_json::from_str(json)
+        .map_err(|e| format!("the stored message does not decode: {e}"))?;
+    Ok((kind, message))
 }

@@ -625,13 +625,12 @@ impl Storage for PgStore<'_> {
         )?
         .iter()
         .map(|row| {
-            Ok(rows::claimed_mail(
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                attempts(row, 4)?,
-            ))
+            Ok(ClaimedMail {
+                id: row.try_get(0)?,
+                recipient: row.try_get(1)?,
+                mail: rows::mail(row.try_get(2)?, row.try_get(3)?),
+                attempts: attempts(row, 4)?,
+            })
         })
         .collect()
     }
@@ -688,7 +687,7 @@ impl Storage for PgStore<'_> {
                 status: row.try_get(1)?,
                 kind: row.try_get(2)?,
                 recipient: row.try_get(3)?,
-                message: rows::message(row.try_get(4)?),
+                mail: rows::mail(row.try_get(2)?, row.try_get(4)?),
                 attempts: attempts(row, 5)?,
                 last_error: row.try_get(6)?,
                 cause: row.try_get(7)?,

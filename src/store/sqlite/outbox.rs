@@ -49,13 +49,12 @@ pub(super) fn claim_due_mail(
     let rows = statement.query_map(
         params![now_ms, lease_until_ms, limit as i64, cause],
         |row| {
-            Ok(rows::claimed_mail(
-                row.get(0)?,
-                row.get(1)?,
-                row.get_ref(2)?.as_str()?,
-                row.get_ref(3)?.as_str()?,
-                row.get(4)?,
-            ))
+            Ok(ClaimedMail {
+                id: row.get(0)?,
+                recipient: row.get(1)?,
+                mail: rows::mail(row.get_ref(2)?.as_str()?, row.get_ref(3)?.as_str()?),
+                attempts: row.get(4)?,
+            })
         },
     )?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -133,7 +132,7 @@ pub(super) fn list_outbox(
             status: row.get(1)?,
             kind: row.get(2)?,
             recipient: row.get(3)?,
-            message: rows::message(row.get_ref(4)?.as_str()?),
+            mail: rows::mail(row.get_ref(2)?.as_str()?, row.get_ref(4)?.as_str()?),
             attempts: row.get(5)?,
             last_error: row.get(6)?,
             cause: row.get(7)?,
