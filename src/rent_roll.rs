@@ -157,22 +157,6 @@ impl Row<'_> {
         self.columns.get(self.record, column).map(str::to_string)
     }
 
-    fn id<T>(&mut self, column: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
-        match self.columns.get(self.record, column) {
-            None => {
-                self.fail(column, "is empty");
-                None
-            }
-            Some(id) => match parse(id) {
-                Ok(id) => Some(id),
-                Err(message) => {
-                    self.fail(column, message);
-                    None
-                }
-            },
-        }
-    }
-
     fn parsed<T>(
         &mut self,
         column: &str,
@@ -293,8 +277,8 @@ fn row_values(
         line,
         errors: Vec::new(),
     };
-    let property_id = row.id("property_id", |t| PropertyId::parse(t));
-    let landlord_id = row.id("landlord_id", |t| LandlordId::parse(t));
+    let property_id = row.parsed("property_id", |t| PropertyId::parse(t));
+    let landlord_id = row.parsed("landlord_id", |t| LandlordId::parse(t));
     let periods = row.parsed("period", |t| {
         Period::parse_range(t).map_err(|e| e.to_string())
     });

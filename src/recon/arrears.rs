@@ -72,23 +72,9 @@ pub fn arrears_of<'a>(lines: impl IntoIterator<Item = &'a Line>, as_of: Date) ->
         lines: Vec::new(),
     };
     for line in lines {
-        if line.outstanding <= 0 || line.due_date >= as_of {
+        let Some((days, bucket)) = count_in(&mut arrears.totals, line, as_of) else {
             continue;
-        }
-        let days = days_past(line.due_date, as_of);
-        let bucket = if matches!(line.status, LineStatus::Retrying | LineStatus::Pending) {
-            "in_collection"
-        } else {
-            bucket(days)
         };
-        let total = arrears
-            .totals
-            .entry(line.currency)
-            .or_default()
-            .entry(bucket)
-            .or_default();
-        total.lines += 1;
-        total.outstanding = total.outstanding.saturating_add(line.outstanding);
         arrears.lines.push(ArrearsLine {
             property_id: line.property_id.clone(),
             landlord_id: line.landlord_id.clone(),
@@ -111,16 +97,30 @@ pub fn arrears_of<'a>(lines: impl IntoIterator<Item = &'a Line>, as_of: Date) ->
     arrears
 }
 
-/// Adds `more` (another period's arrears) to `totals`.
-pub fn add_totals(totals: &mut ArrearsTotals, more: ArrearsTotals) {
-    for (currency, buckets) in more {
-        let into = totals.entry(currency).or_default();
-        for (bucket, total) in buckets {
-            let sum = into.entry(bucket).or_default();
-            sum.lines += total.lines;
-            sum.outstanding = sum.outstanding.saturating_add(total.outstanding);
-        }
+/// Counts `line` in `totals` if it is in arrears (or in collection) as of
+/// `as_of`; its days past due and bucket when it is.
+pub fn count_in(
+    totals: &mut ArrearsTotals,
+    line: &Line,
+    as_of: Date,
+) -> Option<(i64, &'static str)> {
+    if line.outstanding <= 0 || line.due_date >= as_of {
+        return None;
     }
+    let days = days_past(line.due_date, as_of);
+    let bucket = if matches!(line.status, LineStatus::Retrying | LineStatus::Pending) {
+        "in_collection"
+    } else {
+        bucket(days)
+    };
+    let total = totals
+        .entry(line.currency)
+        .or_default()
+        .entry(bucket)
+        .or_default();
+    total.lines += 1;
+    total.outstanding = total.outstanding.saturating_add(line.outstanding);
+    Some((days, bucket))
 }
 
 /// Reconciles every period up to `as_of`'s and gathers its arrears.

@@ -13,7 +13,7 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use crate::domain::{Currency, ExceptionKind, Period};
-use crate::format::timestamp;
+use crate::format::{Format, timestamp};
 use crate::notify;
 use crate::recon::{self, Exception, Reconciliation, Total, arrears, exceptions_of};
 use crate::store::{RecordedException, Storage, StoreError};
@@ -38,9 +38,9 @@ pub enum Detail {
 }
 
 impl Detail {
-    pub fn for_format(format: crate::format::Format) -> Self {
+    pub fn for_format(format: Format) -> Self {
         match format {
-            crate::format::Format::Json => Detail::Full,
+            Format::Json => Detail::Full,
             _ => Detail::Summary,
         }
     }
@@ -256,8 +256,9 @@ struct Periods {
 impl Periods {
     /// Adds a period: its exceptions, arrears and row; its lines only with `Detail::Full`.
     fn add(&mut self, mut reconciliation: Reconciliation, found: Vec<Exception>) {
-        let arrears = arrears::arrears_of(&reconciliation.lines, self.date).totals;
-        arrears::add_totals(&mut self.arrears, arrears);
+        for line in &reconciliation.lines {
+            arrears::count_in(&mut self.arrears, line, self.date);
+        }
         self.rows.push(PeriodRow {
             period: reconciliation.period.clone(),
             lines: reconciliation.lines.len(),
