@@ -188,13 +188,14 @@ pub async fn bench_ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow:
         bail!("--mail and --stored prepare the in-process service's database: leave out --url");
     }
     let temporary = tempfile::tempdir()?;
+    let bench_file = temporary.path().join("bench.db");
     let (urls, secret, server) = match args.urls.is_empty() {
         false => (args.urls, signing_secret(settings, args.secret)?, None),
         true => {
             let secret = Secret::generate("whsec_bench_");
             let database = match Location::of(&settings.database) {
                 Location::Postgres(_) => settings.database.clone(),
-                Location::Sqlite(_) => temporary.path().join("bench.db"),
+                Location::Sqlite(_) => bench_file.clone(),
             };
             let local = Settings {
                 database: database.clone(),
@@ -246,7 +247,7 @@ pub async fn bench_ingest(settings: &Settings, args: BenchIngestArgs) -> anyhow:
     println!("{report}");
     if let Some(server) = server {
         server.abort();
-        print_stored_volume(&temporary.path().join("bench.db"), args.stored + report.ok);
+        print_stored_volume(&bench_file, args.stored + report.ok);
     }
     Ok(())
 }

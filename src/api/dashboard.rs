@@ -1,9 +1,9 @@
 //! `GET /dashboard?period=YYYY-MM[&status=…][&kind=…][&landlord_id=…][&page=N][&exceptions_page=N]`:
 //! one server-rendered page for a person, small at any size: the summary first
-//! (collected against expected per currency, lines per status), then the
-//! exceptions and the lines, each a page at a time, filterable by landlord,
-//! exceptions by kind and lines by status, and a chart of the last twelve months whose bars link to their
-//! month. Plain links and a form: no JavaScript.
+//! (collected against expected per currency, the last twelve months with a
+//! link per month, lines per status), then the exceptions and the lines, each
+//! a page at a time, filterable by landlord, exceptions by kind and lines by
+//! status. Plain links and a form: no JavaScript.
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -239,10 +239,10 @@ pub async fn dashboard(
         kind: query.kind.unwrap_or_default(),
         landlord: query.landlord_id.unwrap_or_default(),
     };
-    let (status, landlord) = (filters.status.clone(), filters.landlord.clone());
+    let landlord = filters.landlord.as_str();
     let filter = recon::LineFilter {
-        status: LineStatus::parse(&status),
-        landlord_id: Some(landlord.clone()).filter(|l| !l.is_empty()),
+        status: LineStatus::parse(&filters.status),
+        landlord_id: Some(landlord.to_string()).filter(|l| !l.is_empty()),
         property_id: None,
     };
     let kind = ExceptionKind::parse(&filters.kind);
@@ -262,7 +262,7 @@ pub async fn dashboard(
         .collect();
     let exceptions: Vec<ExceptionRow> = recon::exceptions_of(&reconciliation)
         .iter()
-        .filter(|e| landlord.is_empty() || e.landlord_id.as_deref() == Some(landlord.as_str()))
+        .filter(|e| landlord.is_empty() || e.landlord_id.as_deref() == Some(landlord))
         .filter(|e| kind.is_none_or(|k| e.kind == k))
         .map(ExceptionRow::from)
         .collect();
@@ -293,9 +293,9 @@ pub async fn dashboard(
         status_counts,
         statuses: LineStatus::ALL.iter().map(|s| s.as_str()).collect(),
         kinds: ExceptionKind::ALL.iter().map(|k| k.as_str()).collect(),
-        status: status.clone(),
+        status: filters.status.clone(),
         kind: filters.kind.clone(),
-        landlord: landlord.clone(),
+        landlord: landlord.to_string(),
         exceptions_total: exceptions.len(),
         exceptions: exception_page,
         exceptions_pages: (at_exception, exception_pages),

@@ -156,16 +156,25 @@ fn start_checkpointer(writer: &Connection) -> Option<(SyncSender<()>, JoinHandle
     let thread = std::thread::Builder::new()
         .name("casapay-checkpoint".into())
         .spawn(move || {
+            let mut failing = false;
             loop {
                 let last = matches!(
                     stopped.recv_timeout(CHECKPOINT_EVERY),
                     Err(RecvTimeoutError::Disconnected)
                 );
                 // PASSIVE: copies what no reader still needs, never blocks the writer.
-                if let Err(error) =
-                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                {
-                    tracing::warn!(%error, "WAL checkpoint failed; the writer checkpoints itself meanwhile");
+                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    // Said once, not five times a second, until it works again.
+                    Err(error) if !failing => {
+                        tracing::warn!(%error, "WAL checkpoint failed; the writer checkpoints itself meanwhile");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                    Ok(()) if failing => {
+                        tracing::info!("WAL checkpoints work again");
+                        failing = false;
+                    }
+                    Ok(()) => {}
                 }
                 if last {
                     break;
