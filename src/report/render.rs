@@ -19,18 +19,11 @@ pub fn write_report(
 ) -> std::io::Result<()> {
     match format {
         Format::Json => serde_json::to_writer_pretty(&mut out, report)?,
-        _ => out.write_all(render_report(report, format).as_bytes())?,
+        Format::Csv => out.write_all(csv(&report.exceptions).as_bytes())?,
+        Format::Text => out.write_all(text(report).as_bytes())?,
+        Format::Html => out.write_all(html(report).as_bytes())?,
     }
     out.flush()
-}
-
-pub fn render_report(report: &DailyReport, format: Format) -> String {
-    match format {
-        Format::Json => serde_json::to_string_pretty(report).expect("a report serialises"),
-        Format::Csv => csv(&report.exceptions),
-        Format::Text => text(report),
-        Format::Html => html(report),
-    }
 }
 
 fn csv(exceptions: &[Exception]) -> String {

@@ -8,7 +8,7 @@ use casapay_recon::config::Settings;
 use casapay_recon::domain::Clock;
 use casapay_recon::domain::Secret;
 use casapay_recon::format::Format;
-use casapay_recon::report::render::render_report;
+use casapay_recon::report::render::write_report;
 use casapay_recon::report::scheduler::Scheduler;
 use casapay_recon::report::{Detail, build_daily_report};
 use casapay_recon::store;
@@ -455,6 +455,12 @@ async fn a_report_over_ten_thousand_exceptions_stays_small_and_says_how_many_mor
         .await
         .unwrap();
     assert_eq!(csv.lines().count(), 20_001, "CSV lists every exception");
+}
+
+fn render_report(report: &casapay_recon::report::DailyReport, format: Format) -> String {
+    let mut out = Vec::new();
+    write_report(report, format, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
 }
 
 #[tokio::test]
