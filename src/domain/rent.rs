@@ -40,7 +40,7 @@ pub struct LandlordContact {
 
 /// How a PaymentRequest names its property: `metadata.property_id`, or its
 /// payment agreement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PropertyKey<'a> {
     Id(&'a str),
     Agreement(&'a str),

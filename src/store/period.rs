@@ -57,7 +57,7 @@ fn load_named_properties<S: Storage + ?Sized>(
     data: &mut PeriodData,
     window: (Period, Period),
 ) -> Result<(), StoreError> {
-    let mut looked_up: HashSet<String> = HashSet::new();
+    let mut looked_up: HashSet<PropertyKey<'_>> = HashSet::new();
     let mut widened: HashSet<PropertyId> = HashSet::new();
     let requests = std::mem::take(&mut data.requests);
     for request in &requests {
@@ -74,7 +74,7 @@ fn load_named_properties<S: Storage + ?Sized>(
             let property_id = match known {
                 Some(id) => id,
                 None => {
-                    if !looked_up.insert(format!("{key:?}")) {
+                    if !looked_up.insert(key) {
                         continue;
                     }
                     let Some(found) = property_rent(store, key, window)? else {
