@@ -51,20 +51,23 @@ struct Filters {
     landlord: String,
 }
 
-/// A link to another page of the dashboard, keeping the filters.
+/// A link to another page of the dashboard, keeping the filters (encoded:
+/// a landlord id may hold `&` or `#`).
 fn link(period: &str, filters: &Filters, page: usize, exceptions_page: usize) -> String {
-    let mut link =
-        format!("/dashboard?period={period}&page={page}&exceptions_page={exceptions_page}");
-    for (name, value) in [
+    let (page, exceptions_page) = (page.to_string(), exceptions_page.to_string());
+    let query: Vec<(&str, &str)> = [
+        ("period", period),
+        ("page", &page),
+        ("exceptions_page", &exceptions_page),
         ("status", &filters.status),
         ("kind", &filters.kind),
         ("landlord_id", &filters.landlord),
-    ] {
-        if !value.is_empty() {
-            link.push_str(&format!("&{name}={value}"));
-        }
-    }
-    link
+    ]
+    .into_iter()
+    .filter(|(_, value)| !value.is_empty())
+    .collect();
+    let query = serde_urlencoded::to_string(query).expect("pairs of text encode");
+    format!("/dashboard?{query}")
 }
 
 /// One currency's pair of bars; widths in pixels out of `CHART_WIDTH`.
@@ -361,5 +364,18 @@ mod tests {
         let gbp = &charts[1].months;
         assert_eq!(gbp[0].expected_height, 0, "no rent in gbp that month");
         assert_eq!(gbp[0].title, "2025-02: collected £0.00 of £0.00 expected");
+    }
+
+    #[test]
+    fn page_links_keep_the_filters_encoded() {
+        let filters = Filters {
+            status: "overdue".into(),
+            kind: String::new(),
+            landlord: "ll_a&b #1".into(),
+        };
+        assert_eq!(
+            link("2025-03", &filters, 2, 1),
+            "/dashboard?period=2025-03&page=2&exceptions_page=1&status=overdue&landlord_id=ll_a%26b+%231"
+        );
     }
 }
