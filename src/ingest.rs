@@ -167,7 +167,8 @@ fn matched_line(
         due_dates: store.due_dates(&property.property_id, None)?,
         ..property
     };
-    let found = matching::period_of(request, &property, timezone).map(|period| (property, period));
+    let found = matching::period_of(request, &property.due_dates, timezone)
+        .map(|period| (property, period));
     // A mail names only a line reconciliation shows: the property must expect rent that month.
     let Some((property, period)) =
         found.filter(|(property, period)| property.due_dates.iter().any(|(p, _)| p == period))

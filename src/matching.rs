@@ -34,7 +34,7 @@ pub fn property_of<P>(
 /// the earlier line on a tie.
 pub fn period_of(
     request: &PaymentRequest,
-    property: &PropertyRent,
+    due_dates: &[(Period, Date)],
     timezone: &TimeZone,
 ) -> Option<Period> {
     if let Some(text) = &request.period {
@@ -44,8 +44,7 @@ pub fn period_of(
         .ok()?
         .to_zoned(timezone.clone())
         .date();
-    property
-        .due_dates
+    due_dates
         .iter()
         .filter_map(|&(period, due)| {
             let days = days_between(created, due)?;
@@ -67,7 +66,7 @@ pub fn match_request<P: std::borrow::Borrow<PropertyRent>>(
     timezone: &TimeZone,
 ) -> Option<(P, Period)> {
     let property = property_of(request, find)?;
-    let period = period_of(request, property.borrow(), timezone)?;
+    let period = period_of(request, &property.borrow().due_dates, timezone)?;
     Some((property, period))
 }
 

@@ -1,20 +1,24 @@
 //! Property tests of the reconciliation rules: for random rent rolls, request
 //! histories and payouts, the amounts add up and every status agrees with them.
 //!
+//! Each case is written to a real (in-memory) SQLite database and reconciled
+//! as the service does it: the store's ordered reads, then the rules.
+//!
 //! Lines are generated with a collection plan (nothing, exact, split, partial,
 //! overpaid, another currency, random), so every status occurs often; some
 //! requests carry only the property's payment agreement, and landlords get
 //! payouts, so matching by agreement, commission and payout groups are covered.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use casapay_recon::domain::{
-    Currency, DisbursementStatus, ExpectedRent, LandlordId, LineStatus, Money, PaymentRequest,
-    PaymentRequestStatus, Payout, PayoutStatus, Period, PropertyId, PropertyRent, StoredPayout,
-    StoredRequest, Version,
+    Currency, DisbursementStatus, ExpectedRent, LandlordId, LineStatus, Money, Object,
+    PaymentRequest, PaymentRequestStatus, Payout, PayoutStatus, Period, PropertyId,
+    RETRYING_EVENT_TYPE, StoredPayout, StoredRequest, Version,
 };
-use casapay_recon::recon::{reconcile, rules};
-use casapay_recon::store::PeriodData;
+use casapay_recon::recon::{Reconciliation, reconcile_stored, rules};
+use casapay_recon::rent_roll::{ExpectedLine, Landlord, Property, RentRoll};
+use casapay_recon::store::{SetBy, Storage, migrate};
 use jiff::tz::TimeZone;
 use proptest::prelude::*;
 
@@ -237,7 +241,16 @@ fn payout_landlord(payout: &Payout) -> Option<String> {
         })
 }
 
-fn period_data() -> impl Strategy<Value = PeriodData> {
+/// One generated case: the period's lines, requests and payouts. Landlord
+/// `ll_n` has bank account `ba_n`.
+#[derive(Debug, Clone)]
+struct Books {
+    expected: Vec<ExpectedRent>,
+    requests: Vec<StoredRequest>,
+    payouts: Vec<StoredPayout>,
+}
+
+fn books() -> impl Strategy<Value = Books> {
     (1_usize..12)
         .prop_flat_map(|n| {
             let lines: Vec<_> = (0..n).map(expected_line).collect();
@@ -261,42 +274,90 @@ fn period_data() -> impl Strategy<Value = PeriodData> {
                     planned_requests(line, plan, by_agreement, random)
                 })
                 .collect();
-            requests.extend(strays);
-            let properties = expected
-                .iter()
-                .map(|line| {
-                    (
-                        line.property_id.clone(),
-                        PropertyRent {
-                            property_id: line.property_id.clone(),
-                            landlord_id: line.landlord_id.clone(),
-                            property_name: None,
-                            due_dates: vec![(line.period, line.due_date)],
-                        },
-                    )
-                })
-                .collect();
-            let agreements = expected
-                .iter()
-                .filter_map(|l| Some((l.payment_agreement.clone()?, l.property_id.clone())))
-                .collect();
-            let bank_accounts = (0..3)
-                .map(|n| {
-                    (
-                        format!("ba_{n}"),
-                        LandlordId::parse(format!("ll_{n}")).unwrap(),
-                    )
-                })
-                .collect();
-            PeriodData {
+            // A database keeps one state per request id.
+            let mut ids = HashSet::new();
+            requests.extend(
+                strays
+                    .into_iter()
+                    .filter(|s| ids.insert(s.request.id.clone())),
+            );
+            Books {
                 expected,
                 requests,
-                properties,
-                agreements,
                 payouts,
-                bank_accounts,
             }
         })
+}
+
+/// `books` in a new database, through the storage boundary.
+fn stored(books: &Books) -> rusqlite::Connection {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    migrate(&mut conn).unwrap();
+    let roll = RentRoll {
+        landlords: (0..3)
+            .map(|n| Landlord {
+                id: LandlordId::parse(format!("ll_{n}")).unwrap(),
+                name: None,
+                email: None,
+                notify: None,
+                bank_account: Some(format!("ba_{n}")),
+                line: n + 2,
+            })
+            .collect(),
+        properties: books
+            .expected
+            .iter()
+            .map(|line| Property {
+                id: line.property_id.clone(),
+                landlord_id: line.landlord_id.clone(),
+                name: None,
+                payment_agreement: line.payment_agreement.clone(),
+                line: 2,
+            })
+            .collect(),
+        lines: books
+            .expected
+            .iter()
+            .map(|line| ExpectedLine {
+                property_id: line.property_id.clone(),
+                landlord_id: line.landlord_id.clone(),
+                period: line.period,
+                amount: line.amount,
+                due_date: line.due_date,
+                commission_bps: line.commission_bps,
+                line: 2,
+            })
+            .collect(),
+    };
+    conn.import_rent_roll(&roll).unwrap().unwrap();
+    for stored in &books.requests {
+        let set_by = SetBy {
+            event_id: "evt_test",
+            event_type: if stored.set_by_retrying_event {
+                RETRYING_EVENT_TYPE
+            } else {
+                "payment_request.updated"
+            },
+            version: stored.version,
+        };
+        conn.save_object(&Object::PaymentRequest(stored.request.clone()), set_by)
+            .unwrap();
+    }
+    for stored in &books.payouts {
+        let set_by = SetBy {
+            event_id: "evt_test",
+            event_type: "payout.updated",
+            version: stored.version,
+        };
+        conn.save_object(&Object::Payout(stored.payout.clone()), set_by)
+            .unwrap();
+    }
+    conn
+}
+
+fn reconciled(books: &Books, as_of: jiff::civil::Date) -> Reconciliation {
+    let period: Period = PERIOD.parse().unwrap();
+    reconcile_stored(&stored(books), period, as_of, &TimeZone::UTC, None).unwrap()
 }
 
 /// The matching rule, written independently of the code under test. Every
@@ -325,11 +386,14 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn amounts_add_up_and_statuses_agree(data in period_data(), day in 1_i8..31) {
+    fn amounts_add_up_and_statuses_agree(input in books(), day in 1_i8..31) {
         let period: Period = PERIOD.parse().unwrap();
         let as_of = period.day(day);
-        let input = data.clone();
-        let r = reconcile(period, as_of, &TimeZone::UTC, &data, None);
+        let r = reconciled(&input, as_of);
+        let mut order: Vec<_> = r.lines.iter().map(|l| (l.landlord_id.clone(), l.property_id.clone())).collect();
+        order.sort();
+        prop_assert_eq!(order, r.lines.iter().map(|l| (l.landlord_id.clone(), l.property_id.clone())).collect::<Vec<_>>());
+        prop_assert_eq!(r.lines.len(), input.expected.len());
 
         let mut totals: HashMap<String, (i64, i64, i64)> = HashMap::new();
         let mut groups: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
@@ -432,20 +496,12 @@ proptest! {
             (Plan::Overpaid, LineStatus::Overpaid),
             (Plan::OtherCurrency, LineStatus::CurrencyMismatch),
         ] {
-            let requests = planned_requests(&line, plan, by_agreement, (0, false, 0));
-            let data = PeriodData {
-                properties: HashMap::from([(line.property_id.clone(), PropertyRent {
-                    property_id: line.property_id.clone(),
-                    landlord_id: line.landlord_id.clone(),
-                    property_name: None,
-                    due_dates: vec![(line.period, line.due_date)],
-                })]),
-                agreements: line.payment_agreement.iter().map(|a| (a.clone(), line.property_id.clone())).collect(),
+            let books = Books {
+                requests: planned_requests(&line, plan, by_agreement, (0, false, 0)),
                 expected: vec![line.clone()],
-                requests,
-                ..PeriodData::default()
+                payouts: Vec::new(),
             };
-            let r = reconcile(period, period.day(day), &TimeZone::UTC, &data, None);
+            let r = reconciled(&books, period.day(day));
             prop_assert_eq!(r.lines[0].status, status, "{:?}", plan);
         }
     }

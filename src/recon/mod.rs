@@ -8,7 +8,7 @@ pub mod history;
 pub mod render;
 pub mod rules;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -16,10 +16,10 @@ use serde::Serialize;
 
 use crate::domain::{
     Currency, DisbursementStatus, ExpectedRent, LandlordId, LineStatus, PaymentRequestStatus,
-    PayoutStatus, Period, PropertyId, PropertyKey, StoredPayout, StoredRequest,
+    PayoutStatus, Period, PropertyId, StoredPayout, StoredRequest,
 };
 use crate::matching;
-use crate::store::{PeriodData, Storage, StoreError};
+use crate::store::{PeriodItem, PlacedRequest, Storage, StoreError};
 pub use exceptions::{Exception, exceptions_of};
 use rules::AsOf;
 
@@ -164,7 +164,33 @@ pub fn page_of_lines<'a>(
     Some((&rest[..limit.min(rest.len())], rest.len() > limit))
 }
 
-/// Loads and reconciles a stored period as of a date.
+/// What follows a reconciliation's lines, known once every line is assessed.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub unmatched: Vec<Unmatched>,
+    pub payouts: Vec<PayoutLine>,
+    pub unallocated_payouts: Vec<UnallocatedPayout>,
+    pub unmatched_payouts: Vec<UnmatchedPayout>,
+    pub totals: Vec<Total>,
+}
+
+impl Reconciliation {
+    pub fn new(period: Period, as_of: Date, lines: Vec<Line>, summary: Summary) -> Self {
+        Self {
+            object: "reconciliation",
+            period: period.to_string(),
+            as_of: as_of.to_string(),
+            lines,
+            unmatched: summary.unmatched,
+            payouts: summary.payouts,
+            unallocated_payouts: summary.unallocated_payouts,
+            unmatched_payouts: summary.unmatched_payouts,
+            totals: summary.totals,
+        }
+    }
+}
+
+/// Loads and reconciles a stored period as of a date, every line in memory.
 pub fn reconcile_stored(
     store: &dyn Storage,
     period: Period,
@@ -172,115 +198,205 @@ pub fn reconcile_stored(
     timezone: &TimeZone,
     landlord: Option<&str>,
 ) -> Result<Reconciliation, StoreError> {
-    let data = store.load_period(period, timezone)?;
-    Ok(reconcile(period, as_of, timezone, &data, landlord))
+    let mut lines = Vec::new();
+    let summary = reconcile_each(store, period, as_of, timezone, landlord, &mut |line| {
+        lines.push(line);
+        Ok(())
+    })?;
+    Ok(Reconciliation::new(period, as_of, lines, summary))
 }
 
-/// Matches, assesses and totals one period. With `landlord`, only that
-/// landlord's lines and payouts are kept (unmatched items have no landlord).
-pub fn reconcile(
+/// Reconciles a stored period a line at a time: each line goes to `on_line`
+/// as it is assessed, in (landlord, property) order. Memory holds one line's
+/// requests, the landlords' payout groups and the unmatched items, whatever
+/// the number of lines. With `landlord`, only that landlord's lines and
+/// payouts (unmatched items have no landlord).
+pub fn reconcile_each(
+    store: &dyn Storage,
     period: Period,
     as_of: Date,
     timezone: &TimeZone,
-    data: &PeriodData,
     landlord: Option<&str>,
-) -> Reconciliation {
-    let as_of = AsOf {
-        date: as_of,
-        start: as_of
-            .to_zoned(timezone.clone())
-            .map_or(i64::MIN, |z| z.timestamp().as_second()),
-    };
-    let (matched, unmatched) = match_requests(period, timezone, data);
-    let keep = |id: &str| landlord.is_none_or(|wanted| wanted == id);
-    let mut sums: BTreeMap<(LandlordId, Currency), PayoutSums> = BTreeMap::new();
-    let mut lines = Vec::with_capacity(data.expected.len());
-    for (expected, requests) in data.expected.iter().zip(matched) {
-        let line = assess(expected, requests, as_of);
-        let group = sums
+    on_line: &mut dyn FnMut(Line) -> Result<(), StoreError>,
+) -> Result<Summary, StoreError> {
+    let mut reconciler = Reconciler::new(period, as_of, timezone);
+    store.visit_period(
+        period,
+        timezone,
+        landlord,
+        &mut |item| match reconciler.item(item) {
+            Some(line) => on_line(line),
+            None => Ok(()),
+        },
+    )?;
+    let payouts = PeriodPayouts::load(store, period, timezone)?;
+    Ok(reconciler.finish(&payouts, landlord))
+}
+
+/// The period's payouts, and the landlords of the bank accounts those
+/// without a landlord were paid to.
+pub struct PeriodPayouts {
+    pub payouts: Vec<StoredPayout>,
+    pub bank_accounts: HashMap<String, LandlordId>,
+}
+
+impl PeriodPayouts {
+    fn load(store: &dyn Storage, period: Period, timezone: &TimeZone) -> Result<Self, StoreError> {
+        let month = (period.start_in(timezone), period.next().start_in(timezone));
+        let payouts = store.payouts_of_period(period, month)?;
+        let mut bank_accounts = HashMap::new();
+        for stored in &payouts {
+            if let (None, Some(account)) = (&stored.payout.landlord_id, &stored.payout.destination)
+                && !bank_accounts.contains_key(account)
+                && let Some(landlord) = store.landlord_by_bank_account(account)?
+            {
+                bank_accounts.insert(account.clone(), landlord);
+            }
+        }
+        Ok(Self {
+            payouts,
+            bank_accounts,
+        })
+    }
+}
+
+/// Matches, assesses and totals one period, fed a line (or an unplaced
+/// request) at a time: pure, the store reads.
+pub struct Reconciler<'t> {
+    period: Period,
+    as_of: AsOf,
+    timezone: &'t TimeZone,
+    sums: BTreeMap<(LandlordId, Currency), PayoutSums>,
+    totals: BTreeMap<Currency, Total>,
+    unmatched: Vec<Unmatched>,
+}
+
+/// Where a request of the period belongs.
+enum Placement {
+    /// To its property's line of the period.
+    Line,
+    /// To no line: listed as unmatched in this period.
+    Unmatched,
+    /// To another period's line, or listed in another period.
+    Elsewhere,
+}
+
+impl<'t> Reconciler<'t> {
+    pub fn new(period: Period, as_of: Date, timezone: &'t TimeZone) -> Self {
+        let as_of = AsOf {
+            date: as_of,
+            start: as_of
+                .to_zoned(timezone.clone())
+                .map_or(i64::MIN, |z| z.timestamp().as_second()),
+        };
+        Self {
+            period,
+            as_of,
+            timezone,
+            sums: BTreeMap::new(),
+            totals: BTreeMap::new(),
+            unmatched: Vec::new(),
+        }
+    }
+
+    /// Takes one item of the period's read; the line it assesses, if any.
+    pub fn item(&mut self, item: PeriodItem) -> Option<Line> {
+        match item {
+            PeriodItem::Line(expected, placed) => Some(self.line(&expected, placed)),
+            PeriodItem::Unplaced(request) => {
+                if !matches!(self.placement(&request, false), Placement::Elsewhere) {
+                    self.unmatched.push(unmatched_request(&request.stored));
+                }
+                None
+            }
+        }
+    }
+
+    fn line(&mut self, expected: &ExpectedRent, placed: Vec<PlacedRequest>) -> Line {
+        let mut matched = Vec::with_capacity(placed.len());
+        for request in placed {
+            match self.placement(&request, true) {
+                Placement::Line => matched.push(request.stored),
+                Placement::Unmatched => self.unmatched.push(unmatched_request(&request.stored)),
+                Placement::Elsewhere => {}
+            }
+        }
+        let line = assess(expected, matched, self.as_of);
+        let group = self
+            .sums
             .entry((line.landlord_id.clone(), line.currency))
             .or_default();
         group.collected = group.collected.saturating_add(line.collected);
         group.commission = group
             .commission
             .saturating_add(rules::commission(line.collected, expected.commission_bps));
-        if keep(&line.landlord_id) {
-            lines.push(line);
-        }
+        let total = total(&mut self.totals, line.currency);
+        total.expected = total.expected.saturating_add(line.expected);
+        total.collected = total.collected.saturating_add(line.collected);
+        total.outstanding = total.outstanding.saturating_add(line.outstanding);
+        line
     }
-    lines.sort_by(|a, b| (&a.landlord_id, &a.property_id).cmp(&(&b.landlord_id, &b.property_id)));
-    let (unallocated, unmatched_payouts) = allocate_payouts(period, timezone, data, &mut sums);
-    let payouts: Vec<PayoutLine> = sums
-        .into_iter()
-        .filter(|((landlord_id, _), _)| keep(landlord_id))
-        .map(|((landlord_id, currency), sums)| sums.into_line(landlord_id, period, currency))
-        .collect();
-    let totals = totals(&lines, &payouts);
-    let everyone = landlord.is_none();
-    Reconciliation {
-        object: "reconciliation",
-        period: period.to_string(),
-        as_of: as_of.date.to_string(),
-        lines,
-        unmatched: if everyone { unmatched } else { Vec::new() },
-        payouts,
-        unallocated_payouts: unallocated
-            .into_iter()
-            .filter(|u| keep(&u.landlord_id))
-            .collect(),
-        unmatched_payouts: if everyone {
-            unmatched_payouts
-        } else {
-            Vec::new()
-        },
-        totals,
-    }
-}
 
-/// Each expected line's matched requests (in `data.expected` order), and the
-/// requests of this period that match no line.
-fn match_requests<'a>(
-    period: Period,
-    timezone: &TimeZone,
-    data: &'a PeriodData,
-) -> (Vec<Vec<&'a StoredRequest>>, Vec<Unmatched>) {
-    let line_of: std::collections::HashMap<&str, usize> = data
-        .expected
-        .iter()
-        .enumerate()
-        .map(|(i, line)| (line.property_id.as_str(), i))
-        .collect();
-    let mut matched = vec![Vec::new(); data.expected.len()];
-    let mut unmatched = Vec::new();
-    for stored in &data.requests {
-        let request = &stored.request;
-        let found = matching::match_request(
-            request,
-            |key| match key {
-                PropertyKey::Id(id) => data.properties.get(id),
-                PropertyKey::Agreement(agreement) => data
-                    .agreements
-                    .get(agreement)
-                    .and_then(|id| data.properties.get(id)),
-            },
-            timezone,
-        );
-        match found {
-            Some((property, p)) if p == period => {
-                match line_of.get(property.property_id.as_str()) {
-                    Some(&i) => matched[i].push(stored),
-                    None => unmatched.push(unmatched_request(stored)),
-                }
+    /// The matching rule's period for a request whose property the store
+    /// found (`matching::property_of`), and whether that property has a line
+    /// in this period.
+    fn placement(&self, placed: &PlacedRequest, has_line: bool) -> Placement {
+        let request = &placed.stored.request;
+        let period = placed
+            .due_dates
+            .as_deref()
+            .and_then(|due_dates| matching::period_of(request, due_dates, self.timezone));
+        match period {
+            Some(p) if p == self.period && has_line => Placement::Line,
+            Some(p) if p == self.period => Placement::Unmatched,
+            Some(_) => Placement::Elsewhere,
+            None if listed_in(
+                request.period.as_deref(),
+                request.created,
+                self.period,
+                self.timezone,
+            ) =>
+            {
+                Placement::Unmatched
             }
-            Some(_) => {} // another period's line
-            None if listed_in(request.period.as_deref(), request.created, period, timezone) => {
-                unmatched.push(unmatched_request(stored))
-            }
-            None => {}
+            None => Placement::Elsewhere,
         }
     }
-    unmatched.sort_by(|a, b| a.payment_request.cmp(&b.payment_request));
-    (matched, unmatched)
+
+    /// Adds the period's payouts and returns what follows the lines.
+    pub fn finish(mut self, payouts: &PeriodPayouts, landlord: Option<&str>) -> Summary {
+        let keep = |id: &str| landlord.is_none_or(|wanted| wanted == id);
+        let (unallocated, unmatched_payouts) =
+            allocate_payouts(self.period, self.timezone, payouts, &mut self.sums);
+        let payouts: Vec<PayoutLine> = std::mem::take(&mut self.sums)
+            .into_iter()
+            .filter(|((landlord_id, _), _)| keep(landlord_id))
+            .map(|((landlord_id, currency), sums)| {
+                sums.into_line(landlord_id, self.period, currency)
+            })
+            .collect();
+        for payout in &payouts {
+            let t = total(&mut self.totals, payout.currency);
+            t.paid_out = t.paid_out.saturating_add(payout.paid_out);
+        }
+        let everyone = landlord.is_none();
+        self.unmatched
+            .sort_by(|a, b| a.payment_request.cmp(&b.payment_request));
+        Summary {
+            unmatched: if everyone { self.unmatched } else { Vec::new() },
+            payouts,
+            unallocated_payouts: unallocated
+                .into_iter()
+                .filter(|u| keep(&u.landlord_id))
+                .collect(),
+            unmatched_payouts: if everyone {
+                unmatched_payouts
+            } else {
+                Vec::new()
+            },
+            totals: self.totals.into_values().collect(),
+        }
+    }
 }
 
 /// Where an unmatched item is listed: its `metadata.period`, or with none (or
@@ -309,7 +425,7 @@ fn unmatched_request(stored: &StoredRequest) -> Unmatched {
     }
 }
 
-fn assess(expected: &ExpectedRent, mut requests: Vec<&StoredRequest>, as_of: AsOf) -> Line {
+fn assess(expected: &ExpectedRent, mut requests: Vec<StoredRequest>, as_of: AsOf) -> Line {
     let currency = expected.amount.currency();
     let a = rules::assess_line(
         expected.amount.minor(),
@@ -406,7 +522,7 @@ impl PayoutSums {
 fn allocate_payouts(
     period: Period,
     timezone: &TimeZone,
-    data: &PeriodData,
+    data: &PeriodPayouts,
     sums: &mut BTreeMap<(LandlordId, Currency), PayoutSums>,
 ) -> (Vec<UnallocatedPayout>, Vec<UnmatchedPayout>) {
     let (mut unallocated, mut unmatched) = (Vec::new(), Vec::new());
@@ -452,26 +568,12 @@ fn allocate_payouts(
     (unallocated, unmatched)
 }
 
-fn totals(lines: &[Line], payouts: &[PayoutLine]) -> Vec<Total> {
-    fn total(totals: &mut BTreeMap<Currency, Total>, currency: Currency) -> &mut Total {
-        totals.entry(currency).or_insert(Total {
-            currency,
-            expected: 0,
-            collected: 0,
-            outstanding: 0,
-            paid_out: 0,
-        })
-    }
-    let mut by_currency = BTreeMap::new();
-    for line in lines {
-        let t = total(&mut by_currency, line.currency);
-        t.expected = t.expected.saturating_add(line.expected);
-        t.collected = t.collected.saturating_add(line.collected);
-        t.outstanding = t.outstanding.saturating_add(line.outstanding);
-    }
-    for payout in payouts {
-        let t = total(&mut by_currency, payout.currency);
-        t.paid_out = t.paid_out.saturating_add(payout.paid_out);
-    }
-    by_currency.into_values().collect()
+fn total(totals: &mut BTreeMap<Currency, Total>, currency: Currency) -> &mut Total {
+    totals.entry(currency).or_insert(Total {
+        currency,
+        expected: 0,
+        collected: 0,
+        outstanding: 0,
+        paid_out: 0,
+    })
 }

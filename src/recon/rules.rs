@@ -68,17 +68,16 @@ pub fn assess_line(
     currency: Currency,
     due_date: Date,
     as_of: AsOf,
-    matched: &[&StoredRequest],
+    matched: &[StoredRequest],
 ) -> LineAssessment {
     use PaymentRequestStatus as S;
     let succeeded = || matched.iter().filter(|r| r.request.status == S::Succeeded);
     let collected = succeeded()
         .filter(|r| r.request.amount.currency() == currency)
         .fold(0_i64, |sum, r| sum.saturating_add(r.request.amount.minor()));
-    let retrying = matched.iter().copied().find(|r| is_retrying(r));
+    let retrying = matched.iter().find(|r| is_retrying(r));
     let newest = matched
         .iter()
-        .copied()
         .max_by_key(|r| (r.request.created, r.version, r.request.id.as_str()));
     let newest_is = |status: S| newest.is_some_and(|r| r.request.status == status);
     let status = if collected == expected {
@@ -204,8 +203,7 @@ mod tests {
 
     fn assess(matched: &[StoredRequest], date: &str) -> LineAssessment {
         let due: Date = "2025-03-01".parse().unwrap();
-        let refs: Vec<&StoredRequest> = matched.iter().collect();
-        assess_line(120000, eur(), due, as_of(date), &refs)
+        assess_line(120000, eur(), due, as_of(date), matched)
     }
 
     fn status(matched: &[StoredRequest], date: &str) -> LineStatus {
@@ -336,7 +334,7 @@ mod tests {
         assert_eq!(line.payment_method_used.as_deref(), Some("direct_debit"));
         let due: Date = "2025-03-01".parse().unwrap();
         let over = request("x", 150, S::Succeeded, 1);
-        let over = assess_line(100, eur(), due, as_of("2025-03-01"), &[&over]);
+        let over = assess_line(100, eur(), due, as_of("2025-03-01"), &[over]);
         assert_eq!((over.collected, over.outstanding), (150, 0));
         assert_eq!(StatusRank(3), S::Succeeded.rank());
     }

@@ -21,15 +21,15 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use crate::domain::{
-    Event, EventState, ExpectedRent, LandlordContact, LandlordId, MailDraft, Object, Period,
-    PropertyRent, StoredPayout, StoredRequest, Version,
+    Event, EventState, LandlordContact, LandlordId, MailDraft, Object, Period, PropertyRent,
+    StoredPayout, Version,
 };
 use crate::rent_roll::{RentRoll, RentRollErrors};
 
 pub use credentials::{Credentials, GeneratedCredential, keep_generated, stored_webhook_secret};
 pub use records::{
     ClaimedMail, EventCursor, EventFilter, EventPage, ImportSummary, ObjectState, OutboxRow,
-    PeriodData, QuarantinedEvent, RecordedException, SetBy, StoredEvent, SyncRun,
+    PeriodItem, PlacedRequest, QuarantinedEvent, RecordedException, SetBy, StoredEvent, SyncRun,
 };
 pub use sqlite::{SCHEMA_VERSION, migrate, open_writer};
 
@@ -355,19 +355,17 @@ pub trait Storage {
 
     // Reconciliation's reads.
 
-    /// Everything one period's reconciliation reads.
-    fn load_period(&self, period: Period, timezone: &TimeZone) -> Result<PeriodData> {
-        period::load(self, period, timezone)
-    }
-    /// The period's expected lines, with their properties.
-    fn expected_rent(&self, period: Period) -> Result<Vec<ExpectedRent>>;
-    /// Requests with `metadata.period` = `period`, and those without a period
-    /// created in `undated_created` ([from, until), unix seconds).
-    fn requests_of_period(
+    /// The period's lines with their requests, and the requests of the period
+    /// placed at none of its lines, handed to `visit` as they are read: lines
+    /// in (landlord, property) order. With `landlord`, only that landlord's
+    /// lines (and no unplaced requests: they have no landlord).
+    fn visit_period(
         &self,
         period: Period,
-        undated_created: (i64, i64),
-    ) -> Result<Vec<StoredRequest>>;
+        timezone: &TimeZone,
+        landlord: Option<&str>,
+        visit: &mut dyn FnMut(PeriodItem) -> Result<()>,
+    ) -> Result<()>;
     /// Payouts with `metadata.period` = `period`, and those without a period
     /// created in `undated_created` ([from, until), unix seconds).
     fn payouts_of_period(

@@ -1,123 +1,184 @@
-//! What one period's reconciliation reads, assembled from a handful of
-//! queries for the period and one more per property only for requests that
-//! carry no period. The same for every engine.
-
-use std::collections::HashSet;
+//! One period's reconciliation read, for every engine: the engine runs two
+//! ordered queries (the period's lines; its requests, each sorted under the
+//! line of the property it is for) and this merges them, handing on one line
+//! and its requests at a time, so memory does not grow with the period.
 
 use jiff::tz::TimeZone;
 
 use super::records::UNDATED_MARGIN_DAYS;
-use super::{PeriodData, Storage, StoreError};
-use crate::domain::{Period, PropertyId, PropertyKey, PropertyRent};
+use super::{PeriodItem, PlacedRequest, StoreError};
+use crate::domain::{ExpectedRent, LandlordId, Period, PropertyId};
 
-pub(super) fn load<S: Storage + ?Sized>(
-    store: &S,
-    period: Period,
-    timezone: &TimeZone,
-) -> Result<PeriodData, StoreError> {
-    let mut data = PeriodData {
-        expected: store.expected_rent(period)?,
-        ..PeriodData::default()
-    };
-    for line in &data.expected {
-        if let Some(agreement) = &line.payment_agreement {
-            data.agreements
-                .insert(agreement.clone(), line.property_id.clone());
-        }
-        data.properties.insert(
-            line.property_id.clone(),
-            PropertyRent {
-                property_id: line.property_id.clone(),
-                landlord_id: line.landlord_id.clone(),
-                property_name: line.property_name.clone(),
-                due_dates: vec![(line.period, line.due_date)],
-            },
-        );
-    }
-    let margin = UNDATED_MARGIN_DAYS * 86_400;
-    let (start, end) = (period.start_in(timezone), period.next().start_in(timezone));
-    data.requests = store.requests_of_period(period, (start - margin, end + margin))?;
-    load_named_properties(store, &mut data, (period.shifted(-3), period.shifted(3)))?;
-    data.payouts = store.payouts_of_period(period, (start, end))?;
-    for payout in &data.payouts {
-        if let (None, Some(account)) = (&payout.payout.landlord_id, &payout.payout.destination)
-            && !data.bank_accounts.contains_key(account)
-            && let Some(landlord) = store.landlord_by_bank_account(account)?
-        {
-            data.bank_accounts.insert(account.clone(), landlord);
-        }
-    }
-    Ok(data)
+/// What a period's read selects.
+pub(super) struct PeriodWindow {
+    pub period: Period,
+    /// Undated requests created in [from, until) (unix seconds) are read.
+    pub undated_created: (i64, i64),
+    /// The months whose due dates an undated request may match (inclusive).
+    pub due_months: (Period, Period),
 }
 
-/// Adds the properties loaded requests name but the period's lines do not,
-/// and the nearby due dates of every property an undated request names.
-fn load_named_properties<S: Storage + ?Sized>(
-    store: &S,
-    data: &mut PeriodData,
-    window: (Period, Period),
-) -> Result<(), StoreError> {
-    let mut looked_up: HashSet<PropertyKey<'_>> = HashSet::new();
-    let mut widened: HashSet<PropertyId> = HashSet::new();
-    let requests = std::mem::take(&mut data.requests);
-    for request in &requests {
-        let pr = &request.request;
-        let keys = [
-            pr.property_id.as_deref().map(PropertyKey::Id),
-            pr.payment_agreement.as_deref().map(PropertyKey::Agreement),
-        ];
-        for key in keys.into_iter().flatten() {
-            let known = match key {
-                PropertyKey::Id(id) => data.properties.get(id).map(|p| p.property_id.clone()),
-                PropertyKey::Agreement(a) => data.agreements.get(a).cloned(),
-            };
-            let property_id = match known {
-                Some(id) => id,
-                None => {
-                    if !looked_up.insert(key) {
-                        continue;
-                    }
-                    let Some(found) = property_rent(store, key, window)? else {
-                        continue;
-                    };
-                    if let PropertyKey::Agreement(agreement) = key {
-                        data.agreements
-                            .insert(agreement.to_string(), found.property_id.clone());
-                    }
-                    widened.insert(found.property_id.clone());
-                    let id = found.property_id.clone();
-                    data.properties.entry(id.clone()).or_insert(found);
-                    id
-                }
-            };
-            if pr.period.is_none()
-                && widened.insert(property_id.clone())
-                && let Some(property) = data.properties.get_mut(&property_id)
-            {
-                property.due_dates = store.due_dates(&property_id, Some(window))?;
-            }
+impl PeriodWindow {
+    pub fn new(period: Period, timezone: &TimeZone) -> Self {
+        let margin = UNDATED_MARGIN_DAYS * 86_400;
+        let (start, end) = (period.start_in(timezone), period.next().start_in(timezone));
+        Self {
+            period,
+            undated_created: (start - margin, end + margin),
+            due_months: (period.shifted(-3), period.shifted(3)),
         }
     }
-    data.requests = requests;
+}
+
+/// A request as the engine reads it: with the (landlord, property) of the
+/// period's line it sorts under, if its property has one.
+pub(super) struct PlacedRow {
+    pub line: Option<(LandlordId, PropertyId)>,
+    pub request: PlacedRequest,
+}
+
+/// Merges lines and requests, both sorted by (landlord, property) with the
+/// requests without a line first.
+pub(super) fn merge(
+    lines: impl Iterator<Item = Result<ExpectedRent, StoreError>>,
+    requests: impl Iterator<Item = Result<PlacedRow, StoreError>>,
+    visit: &mut dyn FnMut(PeriodItem) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut requests = requests.peekable();
+    for line in lines {
+        let line = line?;
+        let key = (&line.landlord_id, &line.property_id);
+        let mut placed = Vec::new();
+        while let Some(next) = requests.next_if(|next| {
+            next.as_ref().map_or(true, |row| {
+                row.line.as_ref().is_none_or(|(l, p)| (l, p) <= key)
+            })
+        }) {
+            let row = next?;
+            match &row.line {
+                None => visit(PeriodItem::Unplaced(row.request))?,
+                Some((l, p)) if (l, p) == key => placed.push(row.request),
+                Some(_) => return Err(out_of_order()),
+            }
+        }
+        visit(PeriodItem::Line(line, placed))?;
+    }
+    for row in requests {
+        let row = row?;
+        if row.line.is_some() {
+            return Err(out_of_order());
+        }
+        visit(PeriodItem::Unplaced(row.request))?;
+    }
     Ok(())
 }
 
-/// A property found by id or by payment agreement, with its due dates in `within`.
-fn property_rent<S: Storage + ?Sized>(
-    store: &S,
-    key: PropertyKey<'_>,
-    within: (Period, Period),
-) -> Result<Option<PropertyRent>, StoreError> {
-    let (by_id, by_agreement) = match key {
-        PropertyKey::Id(id) => (Some(id), None),
-        PropertyKey::Agreement(agreement) => (None, Some(agreement)),
+/// A request sorted under a line the line query did not return: the two
+/// queries disagree (a bug; they read one snapshot).
+fn out_of_order() -> StoreError {
+    StoreError::Corrupt("a period's requests and lines were read in different orders".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        Currency, Money, PaymentRequest, PaymentRequestStatus, StatusRank, StoredRequest, Version,
     };
-    let (found_by_id, found_by_agreement) = store.property_candidates(by_id, by_agreement)?;
-    let Some(property) = found_by_id.or(found_by_agreement) else {
-        return Ok(None);
-    };
-    Ok(Some(PropertyRent {
-        due_dates: store.due_dates(&property.property_id, Some(within))?,
-        ..property
-    }))
+
+    fn line(landlord: &str, property: &str) -> ExpectedRent {
+        let period: Period = "2025-03".parse().unwrap();
+        ExpectedRent {
+            property_id: PropertyId::parse(property).unwrap(),
+            landlord_id: LandlordId::parse(landlord).unwrap(),
+            period,
+            amount: Money::new(100, Currency::parse("eur").unwrap()).unwrap(),
+            due_date: period.day(1),
+            commission_bps: 0,
+            payment_agreement: None,
+            property_name: None,
+        }
+    }
+
+    fn row(id: &str, line: Option<(&str, &str)>) -> PlacedRow {
+        PlacedRow {
+            line: line.map(|(l, p)| (LandlordId::parse(l).unwrap(), PropertyId::parse(p).unwrap())),
+            request: PlacedRequest {
+                stored: StoredRequest {
+                    request: PaymentRequest {
+                        id: id.into(),
+                        payment_agreement: None,
+                        amount: Money::new(100, Currency::parse("eur").unwrap()).unwrap(),
+                        status: PaymentRequestStatus::Succeeded,
+                        failure_reason: None,
+                        attempts: None,
+                        next_retry_at: None,
+                        payment_method_used: None,
+                        property_id: None,
+                        period: None,
+                        description: None,
+                        created: 0,
+                    },
+                    version: Version {
+                        created: 0,
+                        rank: StatusRank(0),
+                    },
+                    set_by_retrying_event: false,
+                },
+                due_dates: None,
+            },
+        }
+    }
+
+    fn merged(lines: Vec<ExpectedRent>, rows: Vec<PlacedRow>) -> Result<Vec<String>, StoreError> {
+        let mut seen = Vec::new();
+        merge(
+            lines.into_iter().map(Ok),
+            rows.into_iter().map(Ok),
+            &mut |item| {
+                seen.push(match item {
+                    PeriodItem::Line(line, requests) => {
+                        let ids: Vec<_> = requests
+                            .iter()
+                            .map(|r| r.stored.request.id.as_str())
+                            .collect();
+                        format!("{}:{}", line.property_id.as_str(), ids.join("+"))
+                    }
+                    PeriodItem::Unplaced(r) => format!("unplaced:{}", r.stored.request.id),
+                });
+                Ok(())
+            },
+        )?;
+        Ok(seen)
+    }
+
+    #[test]
+    fn each_line_gets_the_requests_sorted_under_it() {
+        let seen = merged(
+            vec![
+                line("ll_1", "p_1"),
+                line("ll_1", "p_2"),
+                line("ll_2", "p_0"),
+            ],
+            vec![
+                row("orphan", None),
+                row("a", Some(("ll_1", "p_1"))),
+                row("b", Some(("ll_1", "p_1"))),
+                row("c", Some(("ll_2", "p_0"))),
+            ],
+        )
+        .unwrap();
+        assert_eq!(seen, ["unplaced:orphan", "p_1:a+b", "p_2:", "p_0:c"]);
+    }
+
+    #[test]
+    fn a_request_under_a_line_that_was_not_read_is_an_error() {
+        let error = merged(
+            vec![line("ll_1", "p_2")],
+            vec![row("a", Some(("ll_1", "p_1")))],
+        )
+        .unwrap_err();
+        assert!(matches!(error, StoreError::Corrupt(_)), "{error}");
+        assert!(merged(vec![], vec![row("a", Some(("ll_1", "p_1")))]).is_err());
+    }
 }

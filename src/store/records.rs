@@ -1,14 +1,10 @@
 //! The values that cross the storage boundary: what the operations of
 //! [`super::Storage`] take and give back, whatever the engine.
 
-use std::collections::HashMap;
-
+use jiff::civil::Date;
 use serde::Serialize;
 
-use crate::domain::{
-    ExpectedRent, LandlordId, MailKind, MailMessage, Object, PropertyId, PropertyRent,
-    StoredPayout, StoredRequest, Version,
-};
+use crate::domain::{ExpectedRent, MailKind, MailMessage, Object, Period, StoredRequest, Version};
 
 /// Where an event sits in the newest-first order, for `starting_after`.
 #[derive(Debug, Clone, Copy)]
@@ -107,24 +103,25 @@ pub struct OutboxRow {
     pub cause: String,
 }
 
-/// Everything one period's reconciliation reads.
-#[derive(Debug, Clone, Default)]
-pub struct PeriodData {
-    /// The period's expected lines.
-    pub expected: Vec<ExpectedRent>,
-    /// Requests with `metadata.period` = the period, and requests without a
-    /// period created within [`UNDATED_MARGIN_DAYS`] of it.
-    pub requests: Vec<StoredRequest>,
-    /// Every property the period's lines or the loaded requests name, with the
-    /// due dates near the period of those an undated request names.
-    pub properties: HashMap<PropertyId, PropertyRent>,
-    /// Payment agreement → property id, for the agreements loaded requests carry.
-    pub agreements: HashMap<String, PropertyId>,
-    /// Payouts with `metadata.period` = the period, and those without a period
-    /// created in the period's month.
-    pub payouts: Vec<StoredPayout>,
-    /// Bank account → landlord, for loaded payouts that name no landlord.
-    pub bank_accounts: HashMap<String, LandlordId>,
+/// One step of a period's reconciliation read ([`super::Storage::visit_period`]).
+#[derive(Debug, Clone)]
+pub enum PeriodItem {
+    /// One of the period's lines, in (landlord, property) order, with the
+    /// requests whose property ([`crate::matching::property_of`]) is the line's.
+    Line(ExpectedRent, Vec<PlacedRequest>),
+    /// A request of the period whose property has no line in it, or that is
+    /// for no property of the rent roll.
+    Unplaced(PlacedRequest),
+}
+
+/// A request of the period (its `metadata.period`, or undated and created
+/// within [`UNDATED_MARGIN_DAYS`] of it), and what matching reads of its property.
+#[derive(Debug, Clone)]
+pub struct PlacedRequest {
+    pub stored: StoredRequest,
+    /// `None`: the request is for no property. Otherwise, for an undated
+    /// request, its property's due dates within three months of the period.
+    pub due_dates: Option<Vec<(Period, Date)>>,
 }
 
 /// How far outside its month an undated request may be created and still match

@@ -7,7 +7,8 @@ use std::str::FromStr;
 
 use jiff::civil::Date;
 
-use super::{StoreError, corrupt};
+use super::period::PlacedRow;
+use super::{PlacedRequest, StoreError, corrupt};
 use crate::domain::{
     Currency, Event, ExpectedRent, LandlordId, MailKind, MailMessage, Money, PaymentRequest,
     PaymentRequestStatus, Payout, PayoutStatus, Period, PropertyId, RETRYING_EVENT_TYPE,
@@ -114,6 +115,40 @@ impl RequestRow {
                 description: None,
                 created: self.created,
             },
+        })
+    }
+}
+
+/// A request of a period's read: its row, the property it is for and that
+/// property's line in the period (its landlord), and for an undated request
+/// the property's nearby due dates as `YYYY-MM YYYY-MM-DD` joined by commas.
+pub(super) struct PlacedRequestRow {
+    pub request: RequestRow,
+    pub property: Option<PropertyId>,
+    pub line_landlord: Option<LandlordId>,
+    pub due_dates: Option<String>,
+}
+
+impl PlacedRequestRow {
+    pub fn decode(self) -> Result<PlacedRow, StoreError> {
+        let stored = self.request.decode()?;
+        let due_dates = match (&self.property, self.due_dates) {
+            (None, _) => None,
+            (Some(_), None) => Some(Vec::new()),
+            (Some(_), Some(text)) => Some(
+                text.split(',')
+                    .map(|pair| {
+                        let (month, due) = pair
+                            .split_once(' ')
+                            .ok_or_else(|| corrupt("due date", pair))?;
+                        Ok((period(month)?, date(due)?))
+                    })
+                    .collect::<Result<_, StoreError>>()?,
+            ),
+        };
+        Ok(PlacedRow {
+            line: self.line_landlord.zip(self.property),
+            request: PlacedRequest { stored, due_dates },
         })
     }
 }

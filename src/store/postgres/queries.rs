@@ -3,24 +3,26 @@
 //! advisory locks where several instances meet.
 
 use jiff::civil::Date;
+use jiff::tz::TimeZone;
 use postgres::types::ToSql;
-use postgres::{Row, Statement};
+use postgres::{Portal, Row, Statement};
 
 use super::PgStore;
 use crate::domain::{
-    Event, EventState, ExpectedRent, LandlordContact, LandlordId, MailDraft, Object, Period,
-    PropertyRent, StatusRank, StoredPayout, StoredRequest, Version,
+    Event, EventState, LandlordContact, LandlordId, MailDraft, Object, Period, PropertyRent,
+    StatusRank, StoredPayout, Version,
 };
 use crate::rent_roll::RentRoll;
-use crate::store::rows::{self, ExpectedRow, PayoutRow, RequestRow};
+use crate::store::period::{self, PeriodWindow};
+use crate::store::rows::{self, ExpectedRow, PayoutRow, PlacedRequestRow, RequestRow};
 use crate::store::{
-    ClaimedMail, EventCursor, EventFilter, EventPage, ObjectState, OutboxRow, QuarantinedEvent,
-    RecordedException, Result, SetBy, Storage, StoredEvent, SyncRun,
+    ClaimedMail, EventCursor, EventFilter, EventPage, ObjectState, OutboxRow, PeriodItem,
+    QuarantinedEvent, RecordedException, Result, SetBy, Storage, StoredEvent, SyncRun,
 };
 
 type Params<'p> = [&'p (dyn ToSql + Sync)];
 
-impl PgStore<'_> {
+impl<'a> PgStore<'a> {
     /// `sql` prepared on this connection, once.
     fn statement(&self, sql: &str) -> Result<Statement> {
         if let Some(statement) = self.statements.borrow().get(sql) {
@@ -40,6 +42,18 @@ impl PgStore<'_> {
         let statement = self.statement(sql)?;
         Ok(self.tx.borrow_mut().query_opt(&statement, params)?)
     }
+    /// The rows of `sql`, fetched [`BATCH`] at a time through a portal: a
+    /// large result is never held whole.
+    fn batches<'s>(&'s self, sql: &str, params: &Params<'_>) -> Result<Batches<'s, 'a>> {
+        let statement = self.statement(sql)?;
+        let portal = self.tx.borrow_mut().bind(&statement, params)?;
+        Ok(Batches {
+            store: self,
+            portal,
+            fetched: Vec::new().into_iter(),
+            done: false,
+        })
+    }
     fn exec(&self, sql: &str, params: &Params<'_>) -> Result<u64> {
         let statement = self.statement(sql)?;
         Ok(self.tx.borrow_mut().execute(&statement, params)?)
@@ -52,6 +66,41 @@ impl PgStore<'_> {
             &[&object_id],
         )?;
         Ok(())
+    }
+}
+
+/// Rows fetched per round trip by [`PgStore::batches`].
+const BATCH: i32 = 1_000;
+
+struct Batches<'s, 'a> {
+    store: &'s PgStore<'a>,
+    portal: Portal,
+    fetched: std::vec::IntoIter<Row>,
+    done: bool,
+}
+
+impl Iterator for Batches<'_, '_> {
+    type Item = Result<Row>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(row) = self.fetched.next() {
+                return Some(Ok(row));
+            }
+            if self.done {
+                return None;
+            }
+            match self.store.tx.borrow_mut().query_portal(&self.portal, BATCH) {
+                Ok(rows) => {
+                    self.done = rows.len() < BATCH as usize;
+                    self.fetched = rows.into_iter();
+                }
+                Err(error) => {
+                    self.done = true;
+                    return Some(Err(error.into()));
+                }
+            }
+        }
     }
 }
 
@@ -95,6 +144,57 @@ fn request_row(row: &Row) -> Result<RequestRow> {
         status_rank: row.try_get(13)?,
         last_event_type: row.try_get(14)?,
     })
+}
+
+/// The period's lines ($1), a landlord's only if $2 is set, in byte order as SQLite's.
+const LINES: &str =
+    "SELECT e.property_id, e.landlord_id, e.amount, e.currency, e.due_date, e.commission_bps,
+        p.payment_agreement, p.name
+    FROM expected_rent e JOIN properties p ON p.id = e.property_id
+    WHERE e.period = $1 AND ($2::text IS NULL OR e.landlord_id = $2)
+    ORDER BY e.landlord_id COLLATE \"C\", e.property_id COLLATE \"C\"";
+
+fn expected_row(row: &Row) -> Result<ExpectedRow> {
+    Ok(ExpectedRow {
+        property_id: row.try_get(0)?,
+        landlord_id: row.try_get(1)?,
+        amount: row.try_get(2)?,
+        currency: row.try_get(3)?,
+        due_date: row.try_get(4)?,
+        commission_bps: row.try_get(5)?,
+        payment_agreement: row.try_get(6)?,
+        property_name: row.try_get(7)?,
+    })
+}
+
+/// The twin of SQLite's (`sqlite/reconciliation.rs`), sorted as [`LINES`].
+fn placed_requests_sql() -> String {
+    format!(
+        "WITH wanted AS (
+            SELECT {REQUEST_COLUMNS} FROM payment_requests WHERE period = $1
+            UNION ALL
+            SELECT {REQUEST_COLUMNS} FROM payment_requests
+            WHERE period IS NULL AND created >= $2 AND created < $3
+        ), placed AS (
+            SELECT wanted.*, COALESCE(
+                (SELECT p.id FROM properties p WHERE p.id = wanted.property_id),
+                (SELECT p.id FROM properties p WHERE p.payment_agreement = wanted.payment_agreement LIMIT 1)
+            ) AS placed_at
+            FROM wanted
+        ), lined AS (
+            SELECT placed.*, (SELECT e.landlord_id FROM expected_rent e
+                              WHERE e.property_id = placed.placed_at AND e.period = $1) AS line_landlord
+            FROM placed
+        )
+        SELECT {REQUEST_COLUMNS}, placed_at, line_landlord,
+            CASE WHEN period IS NULL AND placed_at IS NOT NULL THEN
+                (SELECT string_agg(d.period || ' ' || d.due_date, ',') FROM expected_rent d
+                 WHERE d.property_id = lined.placed_at AND d.period BETWEEN $4 AND $5)
+            END
+        FROM lined
+        WHERE $6::text IS NULL OR line_landlord = $6
+        ORDER BY line_landlord COLLATE \"C\" NULLS FIRST, placed_at COLLATE \"C\""
+    )
 }
 
 const PAYOUT_COLUMNS: &str =
@@ -513,48 +613,39 @@ impl Storage for PgStore<'_> {
         Ok(learned == 1)
     }
 
-    fn expected_rent(&self, period: Period) -> Result<Vec<ExpectedRent>> {
-        self.rows(
-            "SELECT e.property_id, e.landlord_id, e.amount, e.currency, e.due_date, e.commission_bps,
-                    p.payment_agreement, p.name
-             FROM expected_rent e JOIN properties p ON p.id = e.property_id
-             WHERE e.period = $1",
-            &[&period.to_string()],
-        )?
-        .iter()
-        .map(|row| {
-            ExpectedRow {
-                property_id: row.try_get(0)?,
-                landlord_id: row.try_get(1)?,
-                amount: row.try_get(2)?,
-                currency: row.try_get(3)?,
-                due_date: row.try_get(4)?,
-                commission_bps: row.try_get(5)?,
-                payment_agreement: row.try_get(6)?,
-                property_name: row.try_get(7)?,
-            }
-            .decode(period)
-        })
-        .collect()
-    }
-
-    fn requests_of_period(
+    fn visit_period(
         &self,
         period: Period,
-        (from, until): (i64, i64),
-    ) -> Result<Vec<StoredRequest>> {
-        self.rows(
-            &format!(
-                "SELECT {REQUEST_COLUMNS} FROM payment_requests WHERE period = $1
-                 UNION ALL
-                 SELECT {REQUEST_COLUMNS} FROM payment_requests
-                 WHERE period IS NULL AND created >= $2 AND created < $3"
-            ),
-            &[&period.to_string(), &from, &until],
-        )?
-        .iter()
-        .map(|row| request_row(row)?.decode())
-        .collect()
+        timezone: &TimeZone,
+        landlord: Option<&str>,
+        visit: &mut dyn FnMut(PeriodItem) -> Result<()>,
+    ) -> Result<()> {
+        let window = PeriodWindow::new(period, timezone);
+        let month = period.to_string();
+        let lines = self
+            .batches(LINES, &[&month, &landlord])?
+            .map(|row| expected_row(&row?)?.decode(period));
+        let (from, until) = window.undated_created;
+        let (first, last) = (
+            window.due_months.0.to_string(),
+            window.due_months.1.to_string(),
+        );
+        let requests = self
+            .batches(
+                &placed_requests_sql(),
+                &[&month, &from, &until, &first, &last, &landlord],
+            )?
+            .map(|row| {
+                let row = row?;
+                PlacedRequestRow {
+                    request: request_row(&row)?,
+                    property: row.try_get(15)?,
+                    line_landlord: row.try_get(16)?,
+                    due_dates: row.try_get(17)?,
+                }
+                .decode()
+            });
+        period::merge(lines, requests, visit)
     }
 
     fn payouts_of_period(

@@ -16,17 +16,18 @@ use std::path::Path;
 use std::time::Duration;
 
 use jiff::civil::Date;
+use jiff::tz::TimeZone;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::records::{
-    ClaimedMail, EventCursor, EventFilter, EventPage, ObjectState, OutboxRow, QuarantinedEvent,
-    RecordedException, SetBy, SyncRun,
+    ClaimedMail, EventCursor, EventFilter, EventPage, ObjectState, OutboxRow, PeriodItem,
+    QuarantinedEvent, RecordedException, SetBy, SyncRun,
 };
 use super::{Result, Storage, StoreError};
 use crate::domain::{
-    Event, EventState, ExpectedRent, LandlordContact, LandlordId, MailDraft, Object, Period,
-    PropertyRent, StoredPayout, StoredRequest, Version,
+    Event, EventState, LandlordContact, LandlordId, MailDraft, Object, Period, PropertyRent,
+    StoredPayout, Version,
 };
 use crate::rent_roll::RentRoll;
 
@@ -230,15 +231,15 @@ impl Storage for Connection {
         rent_roll::learn_bank_account(self, landlord_id, bank_account)
     }
 
-    fn expected_rent(&self, period: Period) -> Result<Vec<ExpectedRent>> {
-        reconciliation::expected_rent(self, period)
-    }
-    fn requests_of_period(
+    fn visit_period(
         &self,
         period: Period,
-        undated_created: (i64, i64),
-    ) -> Result<Vec<StoredRequest>> {
-        reconciliation::requests_of_period(self, period, undated_created)
+        timezone: &TimeZone,
+        landlord: Option<&str>,
+        visit: &mut dyn FnMut(PeriodItem) -> Result<()>,
+    ) -> Result<()> {
+        let window = super::period::PeriodWindow::new(period, timezone);
+        reconciliation::visit_period(self, &window, landlord, visit)
     }
     fn payouts_of_period(
         &self,

@@ -2,34 +2,10 @@
 
 use rusqlite::{Connection, Row, params};
 
-use crate::domain::{ExpectedRent, Period, StoredPayout, StoredRequest};
-use crate::store::StoreError;
-use crate::store::rows::{ExpectedRow, PayoutRow, RequestRow};
-
-pub(super) fn expected_rent(
-    conn: &Connection,
-    period: Period,
-) -> Result<Vec<ExpectedRent>, StoreError> {
-    let mut statement = conn.prepare_cached(
-        "SELECT e.property_id, e.landlord_id, e.amount, e.currency, e.due_date, e.commission_bps,
-                p.payment_agreement, p.name
-         FROM expected_rent e JOIN properties p ON p.id = e.property_id
-         WHERE e.period = ?1",
-    )?;
-    let rows = statement.query_map([period.to_string()], |row: &Row<'_>| {
-        Ok(ExpectedRow {
-            property_id: row.get(0)?,
-            landlord_id: row.get(1)?,
-            amount: row.get(2)?,
-            currency: row.get(3)?,
-            due_date: row.get(4)?,
-            commission_bps: row.get(5)?,
-            payment_agreement: row.get(6)?,
-            property_name: row.get(7)?,
-        })
-    })?;
-    rows.map(|row| row?.decode(period)).collect()
-}
+use crate::domain::{Period, StoredPayout};
+use crate::store::period::{self, PeriodWindow};
+use crate::store::rows::{ExpectedRow, PayoutRow, PlacedRequestRow, RequestRow};
+use crate::store::{PeriodItem, StoreError};
 
 const REQUEST_COLUMNS: &str =
     "id, payment_agreement, amount, currency, status, failure_reason, attempts,
@@ -56,22 +32,97 @@ fn request_row(row: &Row<'_>) -> rusqlite::Result<RequestRow> {
     })
 }
 
-pub(super) fn requests_of_period(
+pub(super) fn visit_period(
     conn: &Connection,
-    period: Period,
-    (undated_from, undated_until): (i64, i64),
-) -> Result<Vec<StoredRequest>, StoreError> {
-    let mut statement = conn.prepare_cached(&format!(
-        "SELECT {REQUEST_COLUMNS} FROM payment_requests WHERE period = ?1
-         UNION ALL
-         SELECT {REQUEST_COLUMNS} FROM payment_requests
-         WHERE period IS NULL AND created >= ?2 AND created < ?3"
-    ))?;
-    let rows = statement.query_map(
-        params![period.to_string(), undated_from, undated_until],
-        request_row,
-    )?;
-    rows.map(|row| row?.decode()).collect()
+    window: &PeriodWindow,
+    landlord: Option<&str>,
+    visit: &mut dyn FnMut(PeriodItem) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let period = window.period;
+    let mut lines = conn.prepare_cached(LINES)?;
+    let lines = lines
+        .query_map(params![period.to_string(), landlord], expected_row)?
+        .map(|row| row?.decode(period));
+    let mut requests = conn.prepare_cached(&placed_requests_sql())?;
+    let (from, until) = window.undated_created;
+    let (first_month, last_month) = window.due_months;
+    let requests = requests
+        .query_map(
+            params![
+                period.to_string(),
+                from,
+                until,
+                first_month.to_string(),
+                last_month.to_string(),
+                landlord
+            ],
+            |row| {
+                Ok(PlacedRequestRow {
+                    request: request_row(row)?,
+                    property: row.get(15)?,
+                    line_landlord: row.get(16)?,
+                    due_dates: row.get(17)?,
+                })
+            },
+        )?
+        .map(|row| row?.decode());
+    period::merge(lines, requests, visit)
+}
+
+/// The period's lines (?1), a landlord's only if ?2 is set.
+const LINES: &str =
+    "SELECT e.property_id, e.landlord_id, e.amount, e.currency, e.due_date, e.commission_bps,
+        p.payment_agreement, p.name
+    FROM expected_rent e JOIN properties p ON p.id = e.property_id
+    WHERE e.period = ?1 AND (?2 IS NULL OR e.landlord_id = ?2)
+    ORDER BY e.landlord_id, e.property_id";
+
+fn expected_row(row: &Row<'_>) -> rusqlite::Result<ExpectedRow> {
+    Ok(ExpectedRow {
+        property_id: row.get(0)?,
+        landlord_id: row.get(1)?,
+        amount: row.get(2)?,
+        currency: row.get(3)?,
+        due_date: row.get(4)?,
+        commission_bps: row.get(5)?,
+        payment_agreement: row.get(6)?,
+        property_name: row.get(7)?,
+    })
+}
+
+/// The period's requests (?1; undated ones created in [?2, ?3)), each with
+/// the property it is for (`matching::property_of`: its metadata property if
+/// the rent roll has it, else its agreement's), the landlord of that
+/// property's line in the period, and for an undated one the property's due
+/// dates in months ?4..?5; a landlord's only if ?6 is set. Sorted as the
+/// lines are, those without a line first.
+fn placed_requests_sql() -> String {
+    format!(
+        "WITH wanted AS (
+            SELECT {REQUEST_COLUMNS} FROM payment_requests WHERE period = ?1
+            UNION ALL
+            SELECT {REQUEST_COLUMNS} FROM payment_requests
+            WHERE period IS NULL AND created >= ?2 AND created < ?3
+        ), placed AS (
+            SELECT wanted.*, COALESCE(
+                (SELECT p.id FROM properties p WHERE p.id = wanted.property_id),
+                (SELECT p.id FROM properties p WHERE p.payment_agreement = wanted.payment_agreement)
+            ) AS placed_at
+            FROM wanted
+        ), lined AS (
+            SELECT placed.*, (SELECT e.landlord_id FROM expected_rent e
+                              WHERE e.property_id = placed.placed_at AND e.period = ?1) AS line_landlord
+            FROM placed
+        )
+        SELECT {REQUEST_COLUMNS}, placed_at, line_landlord,
+            CASE WHEN period IS NULL AND placed_at IS NOT NULL THEN
+                (SELECT group_concat(d.period || ' ' || d.due_date) FROM expected_rent d
+                 WHERE d.property_id = lined.placed_at AND d.period BETWEEN ?4 AND ?5)
+            END
+        FROM lined
+        WHERE ?6 IS NULL OR line_landlord = ?6
+        ORDER BY line_landlord, placed_at"
+    )
 }
 
 pub(super) fn payouts_of_period(
