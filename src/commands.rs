@@ -164,19 +164,19 @@ fn as_of_or_today(as_of: Option<&str>, settings: &Settings) -> anyhow::Result<ji
 pub fn reconcile(settings: &Settings, args: &ReconcileArgs) -> anyhow::Result<()> {
     let period: Period = args.period.parse()?;
     let as_of = as_of_or_today(args.as_of.as_deref(), settings)?;
-    let reconciliation = startup::open_database(settings)?.reads().read(|store| {
-        recon::reconcile_stored(
-            store,
-            period,
-            as_of,
-            &settings.timezone,
-            args.landlord.as_deref(),
-        )
-    })?;
+    let export = recon::export::Export {
+        period,
+        as_of,
+        timezone: settings.timezone.clone(),
+        landlord: args.landlord.clone(),
+        filter: recon::LineFilter::default(),
+    };
     use std::io::Write;
-    // Written as rendered: a large period is never held whole as text.
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    render::write(&reconciliation, args.format, &mut out)?;
+    // Written as computed: a large period is never held whole.
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    startup::open_database(settings)?
+        .reads()
+        .read(|store| anyhow::Ok(export.write(store, args.format, &mut out)?))?;
     if args.format == Format::Json {
         writeln!(out)?;
     }

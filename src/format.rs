@@ -75,12 +75,32 @@ where
     I: IntoIterator<Item = R>,
     R: IntoIterator<Item = String>,
 {
-    let mut writer = csv::Writer::from_writer(out);
-    writer.write_record(header)?;
+    let mut writer = CsvRows::new(out, header)?;
     for row in rows {
-        writer.write_record(row.into_iter().map(|cell| neutralise(&cell)))?;
+        writer.row(row)?;
     }
-    writer.flush()
+    writer.finish()
+}
+
+/// A CSV document written a row at a time, for rows that come from a callback.
+pub struct CsvRows<W: std::io::Write>(csv::Writer<W>);
+
+impl<W: std::io::Write> CsvRows<W> {
+    pub fn new(out: W, header: &[&str]) -> std::io::Result<Self> {
+        let mut writer = csv::Writer::from_writer(out);
+        writer.write_record(header)?;
+        Ok(Self(writer))
+    }
+
+    pub fn row(&mut self, row: impl IntoIterator<Item = String>) -> std::io::Result<()> {
+        Ok(self
+            .0
+            .write_record(row.into_iter().map(|cell| neutralise(&cell)))?)
+    }
+
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Columns padded to their widest cell; `right` columns are right-aligned.

@@ -5,8 +5,12 @@
 //! a page at a time, filterable by landlord, exceptions by kind and lines by
 //! status. Plain links and a form: no JavaScript.
 
+use std::collections::HashMap;
+
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
 use serde::Deserialize;
 
 use super::auth::DashboardAdmin;
@@ -14,10 +18,10 @@ use crate::domain::{ExceptionKind, LineStatus, Period};
 use crate::error::ApiError;
 use crate::format::money;
 use crate::recon::render::{HtmlLine, html_lines};
-use crate::recon::{self, Reconciliation};
+use crate::recon::{self, Exception, Line, Reconciliation, Total};
 use crate::report::render::ExceptionRow;
 use crate::startup::AppState;
-use crate::store::StoreError;
+use crate::store::{Storage, StoreError};
 
 /// Lines and exceptions shown a page at a time.
 const LINES_PER_PAGE: usize = 100;
@@ -33,15 +37,61 @@ pub struct DashboardQuery {
     exceptions_page: Option<usize>,
 }
 
-/// A page of `items` (1-based) and the number of pages.
-fn page<T: Clone>(items: &[T], page: usize, per_page: usize) -> (Vec<T>, usize) {
-    let pages = items.len().div_ceil(per_page).max(1);
-    let page = page.clamp(1, pages);
-    let start = (page - 1) * per_page;
-    (
-        items[start.min(items.len())..(start + per_page).min(items.len())].to_vec(),
-        pages,
-    )
+/// One page (1-based) of items seen one at a time: the page asked for, or
+/// the last one if that is past the end. Holds two pages at most.
+struct Pager<T> {
+    page: usize,
+    per_page: usize,
+    seen: usize,
+    wanted: Vec<T>,
+    /// The newest page before the wanted one.
+    latest: Vec<T>,
+}
+
+/// A page of items, the items there are, and (page, pages).
+struct Paged<T> {
+    items: Vec<T>,
+    total: usize,
+    at: (usize, usize),
+}
+
+impl<T> Pager<T> {
+    fn new(page: usize, per_page: usize) -> Self {
+        Self {
+            page: page.max(1),
+            per_page,
+            seen: 0,
+            wanted: Vec::new(),
+            latest: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, item: T) {
+        let page = self.seen / self.per_page + 1;
+        if page == self.page {
+            self.wanted.push(item);
+        } else if page < self.page {
+            if self.seen % self.per_page == 0 {
+                self.latest.clear();
+            }
+            self.latest.push(item);
+        }
+        self.seen += 1;
+    }
+
+    fn finish(self) -> Paged<T> {
+        let pages = self.seen.div_ceil(self.per_page).max(1);
+        let past_the_end = self.page > pages;
+        Paged {
+            items: if past_the_end {
+                self.latest
+            } else {
+                self.wanted
+            },
+            total: self.seen,
+            at: (self.page.min(pages), pages),
+        }
+    }
 }
 
 /// The dashboard's filters, as the form and the page links carry them.
@@ -131,8 +181,8 @@ struct DashboardPage {
     next_exceptions: Option<String>,
 }
 
-fn chart(r: &Reconciliation) -> Vec<ChartRow> {
-    r.totals
+fn chart(totals: &[Total]) -> Vec<ChartRow> {
+    totals
         .iter()
         .enumerate()
         .map(|(i, t)| {
@@ -210,6 +260,63 @@ fn history_charts(months: &[(Period, Vec<recon::Total>)]) -> Vec<HistoryChart> {
         .collect()
 }
 
+/// What one dashboard page shows of a period, gathered as its lines are
+/// reconciled: counts and totals of every line, one page of lines and of
+/// exceptions.
+struct Shown {
+    totals: Vec<Total>,
+    status_counts: Vec<(&'static str, usize)>,
+    exceptions: Paged<ExceptionRow>,
+    lines: Paged<Line>,
+}
+
+fn gather(
+    store: &dyn Storage,
+    period: Period,
+    today: Date,
+    timezone: &TimeZone,
+    filters: &Filters,
+    (lines_page, exceptions_page): (usize, usize),
+) -> Result<Shown, StoreError> {
+    let landlord = filters.landlord.as_str();
+    let line_filter = recon::LineFilter {
+        status: LineStatus::parse(&filters.status),
+        landlord_id: Some(landlord.to_string()).filter(|l| !l.is_empty()),
+        property_id: None,
+    };
+    let kind = ExceptionKind::parse(&filters.kind);
+    let wanted = |e: &Exception| {
+        (landlord.is_empty() || e.landlord_id.as_deref() == Some(landlord))
+            && kind.is_none_or(|k| e.kind == k)
+    };
+    let mut counts: HashMap<LineStatus, usize> = HashMap::new();
+    let mut exceptions = Pager::new(exceptions_page, EXCEPTIONS_PER_PAGE);
+    let mut lines = Pager::new(lines_page, LINES_PER_PAGE);
+    let summary = recon::reconcile_each(store, period, today, timezone, None, &mut |line| {
+        *counts.entry(line.status).or_default() += 1;
+        if let Some(exception) = recon::exceptions::of_line(&line).filter(|e| wanted(e)) {
+            exceptions.push(ExceptionRow::from(&exception));
+        }
+        if line_filter.keeps(&line) {
+            lines.push(line);
+        }
+        Ok(())
+    })?;
+    let rest = Reconciliation::new(period, today, Vec::new(), summary);
+    for exception in recon::exceptions_of(&rest).iter().filter(|e| wanted(e)) {
+        exceptions.push(ExceptionRow::from(exception));
+    }
+    Ok(Shown {
+        totals: rest.totals,
+        status_counts: LineStatus::ALL
+            .iter()
+            .filter_map(|s| Some((s.as_str(), *counts.get(s).filter(|n| **n > 0)?)))
+            .collect(),
+        exceptions: exceptions.finish(),
+        lines: lines.finish(),
+    })
+}
+
 pub async fn dashboard(
     _admin: DashboardAdmin,
     query: web::Query<DashboardQuery>,
@@ -227,84 +334,46 @@ pub async fn dashboard(
         state.timezone.clone(),
         state.monthly.clone(),
     );
-    let (reconciliation, months) = web::block(move || -> Result<_, ApiError> {
-        Ok(pool.read(|store| {
-            let reconciliation = recon::reconcile_stored(store, period, today, &timezone, None)?;
-            let months =
-                monthly.last_months(store, period, &reconciliation.totals, today, &timezone)?;
-            Ok::<_, StoreError>((reconciliation, months))
-        })?)
-    })
-    .await??;
     let query = query.into_inner();
     let filters = Filters {
         status: query.status.unwrap_or_default(),
         kind: query.kind.unwrap_or_default(),
         landlord: query.landlord_id.unwrap_or_default(),
     };
-    let landlord = filters.landlord.as_str();
-    let filter = recon::LineFilter {
-        status: LineStatus::parse(&filters.status),
-        landlord_id: Some(landlord.to_string()).filter(|l| !l.is_empty()),
-        property_id: None,
-    };
-    let kind = ExceptionKind::parse(&filters.kind);
-    let status_counts: Vec<(&'static str, usize)> = LineStatus::ALL
-        .iter()
-        .map(|s| {
-            (
-                s.as_str(),
-                reconciliation
-                    .lines
-                    .iter()
-                    .filter(|l| l.status == *s)
-                    .count(),
-            )
-        })
-        .filter(|(_, n)| *n > 0)
-        .collect();
-    let exceptions: Vec<ExceptionRow> = recon::exceptions_of(&reconciliation)
-        .iter()
-        .filter(|e| landlord.is_empty() || e.landlord_id.as_deref() == Some(landlord))
-        .filter(|e| kind.is_none_or(|k| e.kind == k))
-        .map(ExceptionRow::from)
-        .collect();
-    let lines: Vec<_> = reconciliation
-        .lines
-        .iter()
-        .filter(|l| filter.keeps(l))
-        .cloned()
-        .collect();
-    let (line_page, line_pages) = page(&lines, query.page.unwrap_or(1), LINES_PER_PAGE);
-    let (exception_page, exception_pages) = page(
-        &exceptions,
-        query.exceptions_page.unwrap_or(1),
-        EXCEPTIONS_PER_PAGE,
-    );
-    let at_line = query.page.unwrap_or(1).clamp(1, line_pages);
-    let at_exception = query.exceptions_page.unwrap_or(1).clamp(1, exception_pages);
+    let pages = (query.page.unwrap_or(1), query.exceptions_page.unwrap_or(1));
+    let (shown, months, filters) = web::block(move || -> Result<_, ApiError> {
+        Ok(pool.read(|store| {
+            let shown = gather(store, period, today, &timezone, &filters, pages)?;
+            let months = monthly.last_months(store, period, &shown.totals, today, &timezone)?;
+            Ok::<_, StoreError>((shown, months, filters))
+        })?)
+    })
+    .await??;
+    let (at_line, line_pages) = shown.lines.at;
+    let (at_exception, exception_pages) = shown.exceptions.at;
+    let period_text = period.to_string();
     let to = |lines_at: usize, exceptions_at: usize| {
-        link(&reconciliation.period, &filters, lines_at, exceptions_at)
+        link(&period_text, &filters, lines_at, exceptions_at)
     };
-    let chart = chart(&reconciliation);
+    let chart = chart(&shown.totals);
     let page = DashboardPage {
-        period: reconciliation.period.clone(),
-        as_of: reconciliation.as_of.clone(),
+        period: period_text.clone(),
+        as_of: today.to_string(),
         chart_height: (chart.len() as u32 * 64).max(64),
         chart,
         history: history_charts(&months),
-        status_counts,
+        status_counts: shown.status_counts,
         statuses: LineStatus::ALL.iter().map(|s| s.as_str()).collect(),
         kinds: ExceptionKind::ALL.iter().map(|k| k.as_str()).collect(),
         status: filters.status.clone(),
         kind: filters.kind.clone(),
-        landlord: landlord.to_string(),
-        exceptions_total: exceptions.len(),
-        exceptions: exception_page,
-        exceptions_pages: (at_exception, exception_pages),
-        lines_total: lines.len(),
-        lines: html_lines(&line_page),
-        lines_pages: (at_line, line_pages),
+        landlord: filters.landlord.clone(),
+        exceptions_total: shown.exceptions.total,
+        exceptions: shown.exceptions.items,
+        exceptions_pages: shown.exceptions.at,
+        lines_total: shown.lines.total,
+        lines: html_lines(&shown.lines.items),
+        lines_pages: shown.lines.at,
         previous_lines: (at_line > 1).then(|| to(at_line - 1, at_exception)),
         next_lines: (at_line < line_pages).then(|| to(at_line + 1, at_exception)),
         previous_exceptions: (at_exception > 1).then(|| to(at_line, at_exception - 1)),
@@ -364,6 +433,28 @@ mod tests {
         let gbp = &charts[1].months;
         assert_eq!(gbp[0].expected_height, 0, "no rent in gbp that month");
         assert_eq!(gbp[0].title, "2025-02: collected £0.00 of £0.00 expected");
+    }
+
+    fn paged(page: usize, items: usize) -> (Vec<usize>, usize, (usize, usize)) {
+        let mut pager = Pager::new(page, 2);
+        (0..items).for_each(|i| pager.push(i));
+        let paged = pager.finish();
+        (paged.items, paged.total, paged.at)
+    }
+
+    #[test]
+    fn a_pager_keeps_the_page_asked_for_or_the_last() {
+        assert_eq!(paged(2, 5), (vec![2, 3], 5, (2, 3)));
+        assert_eq!(paged(3, 5), (vec![4], 5, (3, 3)));
+        assert_eq!(
+            paged(9, 5),
+            (vec![4], 5, (3, 3)),
+            "past the end: the last page"
+        );
+        assert_eq!(paged(9, 4), (vec![2, 3], 4, (2, 2)));
+        assert_eq!(paged(0, 3), (vec![0, 1], 3, (1, 2)), "page 0 is the first");
+        assert_eq!(paged(1, 0), (vec![], 0, (1, 1)));
+        assert_eq!(paged(4, 0), (vec![], 0, (1, 1)));
     }
 
     #[test]

@@ -30,25 +30,27 @@ pub struct MetricsRefresh {
 impl MetricsRefresh {
     fn refresh(&self) -> Result<(), StoreError> {
         let today = self.clock.now().to_zoned(self.timezone.clone()).date();
-        let (depth, quarantined, last, current) = self.reads.read(|store| {
-            let current = recon::reconcile_stored(
-                store,
-                Period::of_date(today),
-                today,
-                &self.timezone,
-                None,
-            )?;
+        // Every kind, so a kind that went back to zero reads 0, not its last value.
+        let mut counts: BTreeMap<ExceptionKind, usize> =
+            ExceptionKind::ALL.iter().map(|k| (*k, 0)).collect();
+        let period = Period::of_date(today);
+        let (depth, quarantined, last, summary) = self.reads.read(|store| {
+            let summary =
+                recon::reconcile_each(store, period, today, &self.timezone, None, &mut |line| {
+                    if let Some(exception) = recon::exceptions::of_line(&line) {
+                        *counts.entry(exception.kind).or_default() += 1;
+                    }
+                    Ok(())
+                })?;
             Ok::<_, StoreError>((
                 store.outbox_depth()?,
                 store.count_quarantined()?,
                 store.last_daily_report()?.and_then(|d| d.parse().ok()),
-                current,
+                summary,
             ))
         })?;
-        // Every kind, so a kind that went back to zero reads 0, not its last value.
-        let mut counts: BTreeMap<ExceptionKind, usize> =
-            ExceptionKind::ALL.iter().map(|k| (*k, 0)).collect();
-        for exception in recon::exceptions_of(&current) {
+        let rest = recon::Reconciliation::new(period, today, Vec::new(), summary);
+        for exception in recon::exceptions_of(&rest) {
             *counts.entry(exception.kind).or_default() += 1;
         }
         let counts: Vec<_> = counts.into_iter().map(|(k, n)| (k.as_str(), n)).collect();

@@ -13,8 +13,10 @@ use super::{Admin, DateParam};
 use crate::domain::{LineStatus, Period};
 use crate::error::ApiError;
 use crate::format::Format;
-use crate::recon::{self, Line, LineFilter, render};
+use crate::recon::export::Export;
+use crate::recon::{Line, LineFilter};
 use crate::startup::AppState;
+use crate::store::StoreError;
 
 /// A line status to filter on; the error names the parameter.
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -67,30 +69,30 @@ pub async fn get_reconciliation(
         landlord_id: None,
         property_id: query.property_id,
     };
-    let (pool, timezone) = (state.reads.clone(), state.timezone.clone());
-    let (period, landlord, limit, after) = (
-        query.period,
-        query.landlord_id,
-        query.limit,
-        query.starting_after,
-    );
-    let mut reconciliation = web::block(move || {
-        pool.read(|store| {
-            recon::reconcile_stored(store, period, as_of, &timezone, landlord.as_deref())
-        })
-    })
-    .await??;
-    reconciliation.retain_lines(&filter);
-    let Some(Limit(limit)) = limit else {
-        return Ok(streamed(format.content_type(), move |out| {
-            render::write(&reconciliation, format, out)
-        }));
+    let pool = state.reads.clone();
+    let export = Export {
+        period: query.period,
+        as_of,
+        timezone: state.timezone.clone(),
+        landlord: query.landlord_id,
+        filter,
     };
-    let (data, has_more) = recon::page_of_lines(&reconciliation.lines, limit, after.as_deref())
-        .ok_or_else(|| ApiError::InvalidRequest("starting_after: no such line".into()))?;
+    let Some(Limit(limit)) = query.limit else {
+        // Written as computed; a failure part way cuts the response off.
+        return streamed(format.content_type(), move |out| {
+            pool.read(|store| Ok::<_, StoreError>(export.write(store, format, out)))
+                .unwrap_or_else(|error| Err(std::io::Error::other(error)))
+        })
+        .await;
+    };
+    let after = query.starting_after;
+    let page = web::block(move || pool.read(|store| export.page(store, limit, after.as_deref())))
+        .await??;
+    let (data, has_more) =
+        page.ok_or_else(|| ApiError::InvalidRequest("starting_after: no such line".into()))?;
     Ok(HttpResponse::Ok().json(LinePage {
         object: "list",
-        data,
+        data: &data,
         has_more,
     }))
 }

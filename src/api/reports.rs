@@ -45,7 +45,8 @@ pub async fn get_daily_report(
         Ok(built)
     })
     .await??;
-    Ok(streamed(format.content_type(), move |out| {
+    streamed(format.content_type(), move |out| {
         write_report(&built, format, out)
-    }))
+    })
+    .await
 }

@@ -8,7 +8,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use super::{Line, reconcile_stored};
+use super::{Line, reconcile_each};
 use crate::domain::{Currency, LandlordId, LineStatus, Period, PropertyId};
 use crate::store::{Storage, StoreError};
 
@@ -136,9 +136,15 @@ pub fn arrears_stored(
         .filter_map(|p| p.parse().ok())
         .collect();
     periods.push(current);
+    // Only lines with money outstanding can be in arrears.
     let mut lines = Vec::new();
     for period in periods {
-        lines.extend(reconcile_stored(store, period, as_of, timezone, None)?.lines);
+        reconcile_each(store, period, as_of, timezone, None, &mut |line| {
+            if line.outstanding > 0 {
+                lines.push(line);
+            }
+            Ok(())
+        })?;
     }
     Ok(arrears_of(&lines, as_of))
 }

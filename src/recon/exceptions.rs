@@ -93,7 +93,8 @@ fn retry_detail(line: &Line) -> String {
     }
 }
 
-fn line_exception(line: &Line) -> Option<Exception> {
+/// A line's exception, if its status is one.
+pub fn of_line(line: &Line) -> Option<Exception> {
     let mut kind = line.status.exception()?;
     let (amount, detail) = match line.status {
         LineStatus::Overpaid => (
@@ -151,7 +152,7 @@ fn line_exception(line: &Line) -> Option<Exception> {
 
 /// The exceptions of one period's reconciliation, lines first.
 pub fn exceptions_of(r: &Reconciliation) -> Vec<Exception> {
-    let mut exceptions: Vec<Exception> = r.lines.iter().filter_map(line_exception).collect();
+    let mut exceptions: Vec<Exception> = r.lines.iter().filter_map(of_line).collect();
     // Only money in suspense needs a person; other unmatched requests are listed, not raised.
     for unmatched in r
         .unmatched

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
-use super::{Total, reconcile_stored};
+use super::{Total, reconcile_each};
 use crate::domain::Period;
 use crate::store::{Storage, StoreError};
 
@@ -67,7 +67,7 @@ impl MonthlyTotals {
         {
             return Ok(totals.clone());
         }
-        let totals = reconcile_stored(store, month, as_of, timezone, None)?.totals;
+        let totals = reconcile_each(store, month, as_of, timezone, None, &mut |_| Ok(()))?.totals;
         let mut kept = self.kept();
         kept.retain(|_, (at, _)| at.elapsed() < self.ttl);
         kept.insert(key, (Instant::now(), totals.clone()));

@@ -4,6 +4,7 @@
 
 pub mod arrears;
 pub mod exceptions;
+pub mod export;
 pub mod history;
 pub mod render;
 pub mod rules;
@@ -149,23 +150,9 @@ impl LineFilter {
     }
 }
 
-/// A page of lines in their order (landlord, property), after the line of
-/// `starting_after` (a property id), and whether more follow.
-pub fn page_of_lines<'a>(
-    lines: &'a [Line],
-    limit: usize,
-    starting_after: Option<&str>,
-) -> Option<(&'a [Line], bool)> {
-    let start = match starting_after {
-        Some(property) => lines.iter().position(|l| l.property_id == property)? + 1,
-        None => 0,
-    };
-    let rest = &lines[start.min(lines.len())..];
-    Some((&rest[..limit.min(rest.len())], rest.len() > limit))
-}
-
-/// What follows a reconciliation's lines, known once every line is assessed.
-#[derive(Debug, Clone)]
+/// What follows a reconciliation's lines, known once every line is assessed
+/// (its fields in [`Reconciliation`]'s order).
+#[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub unmatched: Vec<Unmatched>,
     pub payouts: Vec<PayoutLine>,

@@ -28,7 +28,7 @@ pub fn write(
     out.flush()
 }
 
-const CSV_HEADER: [&str; 20] = [
+pub(super) const CSV_HEADER: [&str; 20] = [
     "property_id",
     "property_name",
     "landlord_id",
@@ -57,32 +57,35 @@ pub fn csv(lines: &[Line]) -> String {
 }
 
 fn csv_rows(lines: &[Line]) -> impl Iterator<Item = [String; 20]> + '_ {
-    lines.iter().map(|line| {
-        [
-            line.property_id.to_string(),
-            line.property_name.clone().unwrap_or_default(),
-            line.landlord_id.to_string(),
-            line.period.clone(),
-            line.currency.code(),
-            line.expected.to_string(),
-            money(line.expected, line.currency),
-            line.collected.to_string(),
-            money(line.collected, line.currency),
-            line.outstanding.to_string(),
-            money(line.outstanding, line.currency),
-            line.status.as_str().to_string(),
-            line.due_date.to_string(),
-            line.payment_requests.join(" "),
-            line.next_retry_at
-                .map(|t| t.to_string())
-                .unwrap_or_default(),
-            line.failure_reason.clone().unwrap_or_default(),
-            line.next_retry_estimated.to_string(),
-            line.retry_stalled.to_string(),
-            line.attempts.map(|a| a.to_string()).unwrap_or_default(),
-            line.payment_method_used.clone().unwrap_or_default(),
-        ]
-    })
+    lines.iter().map(csv_row)
+}
+
+/// One line's CSV cells, in [`CSV_HEADER`] order.
+pub(super) fn csv_row(line: &Line) -> [String; 20] {
+    [
+        line.property_id.to_string(),
+        line.property_name.clone().unwrap_or_default(),
+        line.landlord_id.to_string(),
+        line.period.clone(),
+        line.currency.code(),
+        line.expected.to_string(),
+        money(line.expected, line.currency),
+        line.collected.to_string(),
+        money(line.collected, line.currency),
+        line.outstanding.to_string(),
+        money(line.outstanding, line.currency),
+        line.status.as_str().to_string(),
+        line.due_date.to_string(),
+        line.payment_requests.join(" "),
+        line.next_retry_at
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+        line.failure_reason.clone().unwrap_or_default(),
+        line.next_retry_estimated.to_string(),
+        line.retry_stalled.to_string(),
+        line.attempts.map(|a| a.to_string()).unwrap_or_default(),
+        line.payment_method_used.clone().unwrap_or_default(),
+    ]
 }
 
 /// A totals row: currency, expected, collected, outstanding, paid out.

@@ -254,14 +254,33 @@ struct Periods {
 }
 
 impl Periods {
-    /// Adds a period: its exceptions, arrears and row; its lines only with `Detail::Full`.
-    fn add(&mut self, mut reconciliation: Reconciliation, found: Vec<Exception>) {
-        for line in &reconciliation.lines {
-            arrears::count_in(&mut self.arrears, line, self.date);
-        }
+    /// Reconciles a period a line at a time, counting each line in the
+    /// arrears; keeps its lines with `Detail::Full`, otherwise only those
+    /// that are exceptions. Also how many lines it has.
+    fn reconcile(
+        &mut self,
+        store: &dyn Storage,
+        period: Period,
+        timezone: &TimeZone,
+    ) -> Result<(Reconciliation, usize), StoreError> {
+        let (detail, date) = (self.detail, self.date);
+        let (mut count, mut kept) = (0, Vec::new());
+        let summary = recon::reconcile_each(store, period, date, timezone, None, &mut |line| {
+            count += 1;
+            arrears::count_in(&mut self.arrears, &line, date);
+            if detail == Detail::Full || line.status.exception().is_some() {
+                kept.push(line);
+            }
+            Ok(())
+        })?;
+        Ok((Reconciliation::new(period, date, kept, summary), count))
+    }
+
+    /// Adds a period: its exceptions and row; its lines only with `Detail::Full`.
+    fn add(&mut self, mut reconciliation: Reconciliation, lines: usize, found: Vec<Exception>) {
         self.rows.push(PeriodRow {
             period: reconciliation.period.clone(),
-            lines: reconciliation.lines.len(),
+            lines,
             exceptions: found.len(),
             totals: reconciliation.totals.clone(),
         });
@@ -296,15 +315,15 @@ pub fn build_daily_report(
         let Ok(period) = text.parse::<Period>() else {
             continue; // a malformed metadata.period never matches a line
         };
-        let reconciliation = recon::reconcile_stored(store, period, date, timezone, None)?;
+        let (reconciliation, lines) = periods.reconcile(store, period, timezone)?;
         let found = exceptions_of(&reconciliation);
         if !found.is_empty() {
-            periods.add(reconciliation, found);
+            periods.add(reconciliation, lines, found);
         }
     }
-    let reconciliation = recon::reconcile_stored(store, current, date, timezone, None)?;
+    let (reconciliation, lines) = periods.reconcile(store, current, timezone)?;
     let found = exceptions_of(&reconciliation);
-    periods.add(reconciliation, found);
+    periods.add(reconciliation, lines, found);
     let Periods {
         kept: periods,
         rows: period_rows,

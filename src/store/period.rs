@@ -73,6 +73,15 @@ pub(super) fn merge(
     Ok(())
 }
 
+/// `columns` (comma-separated) each prefixed by `table.`.
+pub(super) fn qualified(table: &str, columns: &str) -> String {
+    columns
+        .split(',')
+        .map(|column| format!("{table}.{}", column.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A request sorted under a line the line query did not return: the two
 /// queries disagree (a bug; they read one snapshot).
 fn out_of_order() -> StoreError {

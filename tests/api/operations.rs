@@ -422,6 +422,31 @@ async fn a_damaged_database_is_a_500_that_shows_no_database_text() {
 }
 
 #[tokio::test]
+async fn a_reconciliation_that_fails_part_way_is_cut_off_not_shortened() {
+    let app = spawn_app().await;
+    let mut roll = String::from("property_id,landlord_id,period,amount,currency\n");
+    for n in 0..2_000 {
+        roll.push_str(&format!("prop_{n:04},ll_a,2025-03,1000,eur\n"));
+    }
+    roll.push_str("prop_last,ll_z,2025-03,1000,eur\n");
+    expect_json(app.import_rent_roll(&roll).await, 200).await;
+    // Well past the first chunk of the document: ll_z's line comes last.
+    app.execute("UPDATE expected_rent SET currency = 'zzz' WHERE property_id = 'prop_last';");
+    for format in ["json", "csv"] {
+        let response = app
+            .get_admin(&format!(
+                "/api/reconciliation?period=2025-03&format={format}"
+            ))
+            .await;
+        assert_eq!(response.status(), 200, "{format}: the first chunk was sent");
+        assert!(
+            response.bytes().await.is_err(),
+            "{format}: the body ends in an error, never as a whole document"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_mail_folder_is_its_owners_only() {
     use std::os::unix::fs::PermissionsExt;
     let app = spawn_app().await;

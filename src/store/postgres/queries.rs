@@ -175,25 +175,22 @@ fn placed_requests_sql() -> String {
             UNION ALL
             SELECT {REQUEST_COLUMNS} FROM payment_requests
             WHERE period IS NULL AND created >= $2 AND created < $3
-        ), placed AS (
+        ), placed AS MATERIALIZED (
             SELECT wanted.*, COALESCE(
                 (SELECT p.id FROM properties p WHERE p.id = wanted.property_id),
                 (SELECT p.id FROM properties p WHERE p.payment_agreement = wanted.payment_agreement LIMIT 1)
             ) AS placed_at
             FROM wanted
-        ), lined AS (
-            SELECT placed.*, (SELECT e.landlord_id FROM expected_rent e
-                              WHERE e.property_id = placed.placed_at AND e.period = $1) AS line_landlord
-            FROM placed
         )
-        SELECT {REQUEST_COLUMNS}, placed_at, line_landlord,
-            CASE WHEN period IS NULL AND placed_at IS NOT NULL THEN
+        SELECT {placed}, placed_at, e.landlord_id,
+            CASE WHEN placed.period IS NULL AND placed_at IS NOT NULL THEN
                 (SELECT string_agg(d.period || ' ' || d.due_date, ',') FROM expected_rent d
-                 WHERE d.property_id = lined.placed_at AND d.period BETWEEN $4 AND $5)
+                 WHERE d.property_id = placed.placed_at AND d.period BETWEEN $4 AND $5)
             END
-        FROM lined
-        WHERE $6::text IS NULL OR line_landlord = $6
-        ORDER BY line_landlord COLLATE \"C\" NULLS FIRST, placed_at COLLATE \"C\""
+        FROM placed LEFT JOIN expected_rent e ON e.property_id = placed.placed_at AND e.period = $1
+        WHERE $6::text IS NULL OR e.landlord_id = $6
+        ORDER BY e.landlord_id COLLATE \"C\" NULLS FIRST, placed_at COLLATE \"C\"",
+        placed = period::qualified("placed", REQUEST_COLUMNS)
     )
 }
 
