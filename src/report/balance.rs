@@ -30,13 +30,16 @@ pub enum Balance {
 }
 
 /// CasaPay's balance as (currency, available, pending), or why it is unknown.
-pub async fn fetch(client: &ApiClient) -> Result<Vec<(String, i64, i64)>, String> {
+pub type Fetched = Result<Vec<(String, i64, i64)>, String>;
+
+/// Reads CasaPay's balance.
+pub async fn fetch(client: &ApiClient) -> Fetched {
     client.balance().await.map_err(|e| e.to_string())
 }
 
 /// Adds the balance check to `report`, with a `balance_short` exception for
 /// each currency whose available balance is below what is due.
-pub fn check(report: &mut DailyReport, fetched: Result<Vec<(String, i64, i64)>, String>) {
+pub fn check(report: &mut DailyReport, fetched: Fetched) {
     let balance = match fetched {
         Err(error) => Balance::Failed { error },
         Ok(balance) => {

@@ -9,7 +9,7 @@ use jiff::civil::{Date, Time};
 use tokio::sync::{Notify, watch};
 
 use super::render::report_mail;
-use super::{Detail, balance, build_daily_report};
+use super::{DailyReport, Detail, balance, build_daily_report};
 use crate::config::Settings;
 use crate::domain::Clock;
 use crate::store::{ReadPool, StoreError, Writer};
@@ -87,49 +87,58 @@ impl Scheduler {
             Some(syncer) => Some(balance::fetch(&syncer.client).await),
             None => None,
         };
-        let pool = self.reads.clone();
-        let settings = Arc::clone(&self.settings);
-        let reports = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            pool.read(|store| {
-                let mut reports = Vec::new();
-                for date in dates {
-                    // Mailed as text and HTML: a row per period is all it shows.
-                    let mut report =
-                        build_daily_report(store, date, &settings.timezone, Detail::Summary)?;
-                    if let Some(fetched) = &fetched {
-                        balance::check(&mut report, fetched.clone());
-                    }
-                    reports.push((date, report));
-                }
-                Ok(reports)
-            })
-        })
-        .await
-        .map_err(|_| StoreError::ShuttingDown)??;
+        // One date at a time, built then recorded: catching up a week holds
+        // one report in memory, not seven.
         let mut done = Vec::new();
-        for (date, report) in reports {
-            let drafts: Vec<_> = self
-                .settings
-                .report_to
-                .iter()
-                .map(|to| report_mail(&report, to))
-                .collect();
-            let now_ms = jiff::Timestamp::now().as_millisecond();
-            let key = date.to_string();
-            let recorded = super::recorded_exceptions(&report);
-            let recorded = self
-                .writer
-                .write(move |conn| conn.record_daily_report(&key, &recorded, &drafts, now_ms))
-                .await?;
-            if recorded {
-                tracing::info!(date = %date, recipients = self.settings.report_to.len(), exceptions = report.exceptions.len(), "daily report queued");
+        for date in dates {
+            let report = self.build(date, fetched.clone()).await?;
+            if self.record(date, &report).await? {
+                self.mail_wake.notify_one();
                 done.push(date);
             }
         }
-        if !done.is_empty() {
-            self.mail_wake.notify_one();
-        }
         Ok(done)
+    }
+
+    /// Builds the report for `date` (as it is mailed: text and HTML, a row per period).
+    async fn build(
+        &self,
+        date: Date,
+        fetched: Option<balance::Fetched>,
+    ) -> Result<DailyReport, StoreError> {
+        let pool = self.reads.clone();
+        let settings = Arc::clone(&self.settings);
+        tokio::task::spawn_blocking(move || {
+            let mut report = pool
+                .read(|store| build_daily_report(store, date, &settings.timezone, Detail::Summary))?;
+            if let Some(fetched) = fetched {
+                balance::check(&mut report, fetched);
+            }
+            Ok(report)
+        })
+        .await
+        .map_err(|_| StoreError::ShuttingDown)?
+    }
+
+    /// Records the report and queues its mails, once; whether this call did.
+    async fn record(&self, date: Date, report: &DailyReport) -> Result<bool, StoreError> {
+        let drafts: Vec<_> = self
+            .settings
+            .report_to
+            .iter()
+            .map(|to| report_mail(report, to))
+            .collect();
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        let key = date.to_string();
+        let recorded = super::recorded_exceptions(report);
+        let recorded = self
+            .writer
+            .write(move |conn| conn.record_daily_report(&key, &recorded, &drafts, now_ms))
+            .await?;
+        if recorded {
+            tracing::info!(date = %date, recipients = self.settings.report_to.len(), exceptions = report.exceptions.len(), "daily report queued");
+        }
+        Ok(recorded)
     }
 
     /// Checks every 30 seconds until `stop` turns true.
