@@ -303,7 +303,10 @@ fn gather(
         Ok(())
     })?;
     let rest = Reconciliation::new(period, today, Vec::new(), summary);
-    for exception in recon::exceptions_of(&rest).iter().filter(|e| wanted(e)) {
+    for exception in recon::exceptions::after_lines(&rest)
+        .iter()
+        .filter(|e| wanted(e))
+    {
         exceptions.push(ExceptionRow::from(exception));
     }
     Ok(Shown {

@@ -50,7 +50,7 @@ impl MetricsRefresh {
             ))
         })?;
         let rest = recon::Reconciliation::new(period, today, Vec::new(), summary);
-        for exception in recon::exceptions_of(&rest) {
+        for exception in recon::exceptions::after_lines(&rest) {
             *counts.entry(exception.kind).or_default() += 1;
         }
         let counts: Vec<_> = counts.into_iter().map(|(k, n)| (k.as_str(), n)).collect();

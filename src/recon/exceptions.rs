@@ -153,6 +153,15 @@ pub fn of_line(line: &Line) -> Option<Exception> {
 /// The exceptions of one period's reconciliation, lines first.
 pub fn exceptions_of(r: &Reconciliation) -> Vec<Exception> {
     let mut exceptions: Vec<Exception> = r.lines.iter().filter_map(of_line).collect();
+    exceptions.extend(after_lines(r));
+    exceptions
+}
+
+/// The exceptions of what follows a reconciliation's lines (its lines, if
+/// any, are not looked at): unmatched money, failed, unallocated and
+/// unmatched payouts.
+pub fn after_lines(r: &Reconciliation) -> Vec<Exception> {
+    let mut exceptions = Vec::new();
     // Only money in suspense needs a person; other unmatched requests are listed, not raised.
     for unmatched in r
         .unmatched

@@ -6,7 +6,7 @@ pub mod balance;
 pub mod render;
 pub mod scheduler;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::domain::{Currency, ExceptionKind, Period};
 use crate::format::{Format, timestamp};
 use crate::notify;
-use crate::recon::{self, Exception, Reconciliation, Total, arrears, exceptions_of};
+use crate::recon::{self, Exception, Reconciliation, Total, arrears};
 use crate::store::{RecordedException, Storage, StoreError};
 
 /// Quarantined events listed in a report at most; the API lists them all.
@@ -105,7 +105,11 @@ pub struct Resolved {
 pub struct Changes {
     /// The date of the report compared with, if any.
     pub compared_with: Option<String>,
+    /// The new exceptions themselves only with [`Detail::Full`] (the JSON
+    /// report); the other renderings show how many.
     pub new: Vec<Exception>,
+    #[serde(skip)]
+    pub new_count: usize,
     pub resolved: Vec<Resolved>,
     pub unchanged: usize,
 }
@@ -186,6 +190,7 @@ fn service_exceptions(
 fn what_changed(
     store: &dyn Storage,
     date: Date,
+    detail: Detail,
     exceptions: &mut [Exception],
 ) -> Result<Changes, StoreError> {
     let previous = store.previous_report_exceptions(&date.to_string())?;
@@ -193,38 +198,39 @@ fn what_changed(
         .as_ref()
         .map(|(_, rows)| rows.iter().map(|r| (r.key.as_str(), r)).collect())
         .unwrap_or_default();
-    let mut unchanged = 0;
+    let today = date.to_string();
+    // The previous report's keys still open: what is not among them was resolved.
+    let mut still_open: HashSet<&str> = HashSet::new();
     for exception in exceptions.iter_mut() {
-        exception.since = Some(match known.get(exception.key().as_str()) {
-            Some(row) => {
-                unchanged += 1;
+        exception.since = Some(match known.get_key_value(exception.key().as_str()) {
+            Some((key, row)) => {
+                still_open.insert(key);
                 row.since.clone()
             }
-            None => date.to_string(),
+            None => today.clone(),
         });
     }
-    let today = date.to_string();
     exceptions.sort_by_key(|e| e.since.as_deref() != Some(today.as_str()));
-    let current: std::collections::HashSet<String> =
-        exceptions.iter().map(Exception::key).collect();
+    let is_new = |e: &&Exception| e.since.as_deref() == Some(today.as_str());
+    let resolved: Vec<Resolved> = known
+        .iter()
+        .filter(|(key, _)| !still_open.contains(*key))
+        .map(|(_, row)| Resolved {
+            kind: row.kind.clone(),
+            subject: row.subject.clone(),
+            detail: row.detail.clone(),
+            since: row.since.clone(),
+        })
+        .collect();
     Ok(Changes {
         compared_with: previous.as_ref().map(|(d, _)| d.clone()),
-        new: exceptions
-            .iter()
-            .filter(|e| e.since.as_deref() == Some(today.as_str()))
-            .cloned()
-            .collect(),
-        resolved: known
-            .values()
-            .filter(|row| !current.contains(&row.key))
-            .map(|row| Resolved {
-                kind: row.kind.clone(),
-                subject: row.subject.clone(),
-                detail: row.detail.clone(),
-                since: row.since.clone(),
-            })
-            .collect(),
-        unchanged,
+        new: match detail {
+            Detail::Full => exceptions.iter().filter(is_new).cloned().collect(),
+            Detail::Summary => Vec::new(),
+        },
+        new_count: exceptions.iter().filter(is_new).count(),
+        resolved,
+        unchanged: still_open.len(),
     })
 }
 
@@ -255,25 +261,28 @@ struct Periods {
 
 impl Periods {
     /// Reconciles a period a line at a time, counting each line in the
-    /// arrears; keeps its lines with `Detail::Full`, otherwise only those
-    /// that are exceptions. Also how many lines it has.
+    /// arrears and noting its exception; keeps its lines only with
+    /// `Detail::Full`. Also how many lines it has, and its exceptions.
     fn reconcile(
         &mut self,
         store: &dyn Storage,
         period: Period,
         timezone: &TimeZone,
-    ) -> Result<(Reconciliation, usize), StoreError> {
+    ) -> Result<(Reconciliation, usize, Vec<Exception>), StoreError> {
         let (detail, date) = (self.detail, self.date);
-        let (mut count, mut kept) = (0, Vec::new());
+        let (mut count, mut kept, mut found) = (0, Vec::new(), Vec::new());
         let summary = recon::reconcile_each(store, period, date, timezone, None, &mut |line| {
             count += 1;
             arrears::count_in(&mut self.arrears, &line, date);
-            if detail == Detail::Full || line.status.exception().is_some() {
+            found.extend(recon::exceptions::of_line(&line));
+            if detail == Detail::Full {
                 kept.push(line);
             }
             Ok(())
         })?;
-        Ok((Reconciliation::new(period, date, kept, summary), count))
+        let reconciliation = Reconciliation::new(period, date, kept, summary);
+        found.extend(recon::exceptions::after_lines(&reconciliation));
+        Ok((reconciliation, count, found))
     }
 
     /// Adds a period: its exceptions and row; its lines only with `Detail::Full`.
@@ -315,14 +324,12 @@ pub fn build_daily_report(
         let Ok(period) = text.parse::<Period>() else {
             continue; // a malformed metadata.period never matches a line
         };
-        let (reconciliation, lines) = periods.reconcile(store, period, timezone)?;
-        let found = exceptions_of(&reconciliation);
+        let (reconciliation, lines, found) = periods.reconcile(store, period, timezone)?;
         if !found.is_empty() {
             periods.add(reconciliation, lines, found);
         }
     }
-    let (reconciliation, lines) = periods.reconcile(store, current, timezone)?;
-    let found = exceptions_of(&reconciliation);
+    let (reconciliation, lines, found) = periods.reconcile(store, current, timezone)?;
     periods.add(reconciliation, lines, found);
     let Periods {
         kept: periods,
@@ -333,7 +340,7 @@ pub fn build_daily_report(
     } = periods;
 
     exceptions.extend(service_exceptions(store, timezone)?);
-    let changes = what_changed(store, date, &mut exceptions)?;
+    let changes = what_changed(store, date, detail, &mut exceptions)?;
 
     let mut totals: BTreeMap<Currency, Total> = BTreeMap::new();
     for total in periods.iter().flat_map(|p| &p.totals) {

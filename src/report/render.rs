@@ -77,11 +77,11 @@ fn changes_line(report: &DailyReport) -> String {
     match &c.compared_with {
         Some(previous) => format!(
             "Since the report of {previous}: {} new, {} resolved, {} unchanged",
-            c.new.len(),
+            c.new_count,
             c.resolved.len(),
             c.unchanged
         ),
-        None => format!("First report: {} exception(s), all new", c.new.len()),
+        None => format!("First report: {} exception(s), all new", c.new_count),
     }
 }
 

@@ -109,8 +109,9 @@ impl Scheduler {
         let pool = self.reads.clone();
         let settings = Arc::clone(&self.settings);
         tokio::task::spawn_blocking(move || {
-            let mut report = pool
-                .read(|store| build_daily_report(store, date, &settings.timezone, Detail::Summary))?;
+            let mut report = pool.read(|store| {
+                build_daily_report(store, date, &settings.timezone, Detail::Summary)
+            })?;
             if let Some(fetched) = fetched {
                 balance::check(&mut report, fetched);
             }
