@@ -64,24 +64,14 @@ impl Export {
     ) -> Result<Option<(Vec<Line>, bool)>, StoreError> {
         let mut found = starting_after.is_none();
         let mut page = Vec::new();
-        reconcile_each(
-            store,
-            self.period,
-            self.as_of,
-            &self.timezone,
-            self.landlord.as_deref(),
-            &mut |line| {
-                if !self.filter.keeps(&line) {
-                    return Ok(());
-                }
-                if !found {
-                    found = starting_after.is_some_and(|after| line.property_id == after);
-                } else if page.len() <= limit {
-                    page.push(line);
-                }
-                Ok(())
-            },
-        )?;
+        self.filtered(store, &mut |line| {
+            if !found {
+                found = starting_after.is_some_and(|after| line.property_id == after);
+            } else if page.len() <= limit {
+                page.push(line);
+            }
+            Ok(())
+        })?;
         let has_more = page.len() > limit;
         page.truncate(limit);
         Ok(found.then_some((page, has_more)))
@@ -144,27 +134,37 @@ impl Export {
         mut write: impl FnMut(Line) -> io::Result<()>,
     ) -> io::Result<Summary> {
         let mut failed = None;
-        let result = reconcile_each(
-            store,
-            self.period,
-            self.as_of,
-            &self.timezone,
-            self.landlord.as_deref(),
-            &mut |line| {
-                if !self.filter.keeps(&line) {
-                    return Ok(());
-                }
-                write(line).map_err(|error| {
-                    failed = Some(error);
-                    StoreError::Io(io::Error::other("the output could not be written"))
-                })
-            },
-        );
+        let result = self.filtered(store, &mut |line| {
+            write(line).map_err(|error| {
+                failed = Some(error);
+                StoreError::Io(io::Error::other("the output could not be written"))
+            })
+        });
         match (result, failed) {
             (_, Some(error)) => Err(error),
             (Ok(summary), None) => Ok(summary),
             (Err(error), None) => Err(io::Error::other(error)),
         }
+    }
+
+    /// Reconciles the period, handing `on` each line that passes the filter.
+    fn filtered(
+        &self,
+        store: &dyn Storage,
+        on: &mut dyn FnMut(Line) -> Result<(), StoreError>,
+    ) -> Result<Summary, StoreError> {
+        let (timezone, landlord) = (&self.timezone, self.landlord.as_deref());
+        reconcile_each(
+            store,
+            self.period,
+            self.as_of,
+            timezone,
+            landlord,
+            &mut |line| match self.filter.keeps(&line) {
+                true => on(line),
+                false => Ok(()),
+            },
+        )
     }
 }
 
