@@ -334,16 +334,7 @@ pub async fn daily_report(settings: &Settings, args: &DailyReportArgs) -> anyhow
     let transport = Transport::new(settings.smtp_url.as_ref(), &settings.mail_dir)?;
     let mailer = Mailer::new(transport, settings, writer.clone())?;
     while mailer.deliver_cause(&cause).await? > 0 {}
-    let check = cause.clone();
-    let unsent = writer
-        .write(move |conn| {
-            Ok(conn
-                .list_outbox(None, 10_000)?
-                .into_iter()
-                .filter(|row| row.cause == check)
-                .count())
-        })
-        .await?;
+    let unsent = writer.write(move |conn| conn.unsent_mail(&cause)).await?;
     drop((mailer, writer));
     if let Some(thread) = writer_thread {
         let _ = thread.join();

@@ -400,6 +400,8 @@ pub trait Storage {
     fn list_outbox(&self, status: Option<&str>, limit: usize) -> Result<Vec<OutboxRow>>;
     /// Mail waiting to be sent: queued, or claimed and not yet marked.
     fn outbox_depth(&self) -> Result<i64>;
+    /// Mail of `cause` not sent (yet, or for good).
+    fn unsent_mail(&self, cause: &str) -> Result<i64>;
 
     // Daily reports and sync runs.
 

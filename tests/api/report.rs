@@ -307,6 +307,25 @@ async fn report_send_delivers_only_its_own_mail_never_the_services_outbox() {
         app.count("SELECT count(*) FROM outbox WHERE kind = 'daily_report' AND status = 'sent'"),
         1
     );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("report sent to ops@example.com"));
+
+    // Sent by hand again while SMTP is down: this send's one mail is counted
+    // as waiting, not the landlord's or the first report's.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_casapay-recon"))
+        .args(["report", "daily", "--date", "2025-03-20", "--send"])
+        .env("CASAPAY_DATABASE", &app.database)
+        .env("CASAPAY_REPORT_TO", "ops@example.com")
+        .env("CASAPAY_SMTP_URL", format!("smtp://127.0.0.1:{port}"))
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 report mail(s) not delivered yet"),
+        "{stderr}"
+    );
+    drop(socket);
 }
 
 /// Builds the report for `date` and records it, as the scheduler does.

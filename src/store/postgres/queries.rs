@@ -792,6 +792,14 @@ impl Storage for PgStore<'_> {
         Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
     }
 
+    fn unsent_mail(&self, cause: &str) -> Result<i64> {
+        let row = self.row(
+            "SELECT count(*) FROM outbox WHERE cause = $1 AND status != 'sent'",
+            &[&cause],
+        )?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?.unwrap_or(0))
+    }
+
     fn last_daily_report(&self) -> Result<Option<String>> {
         Ok(self
             .row("SELECT max(date) FROM daily_reports", &[])?

@@ -282,6 +282,9 @@ impl Storage for Connection {
     fn outbox_depth(&self) -> Result<i64> {
         outbox::outbox_depth(self)
     }
+    fn unsent_mail(&self, cause: &str) -> Result<i64> {
+        outbox::unsent_mail(self, cause)
+    }
 
     fn last_daily_report(&self) -> Result<Option<String>> {
         reports::last_daily_report(self)

@@ -141,6 +141,14 @@ pub(super) fn list_outbox(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+pub(super) fn unsent_mail(conn: &Connection, cause: &str) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM outbox WHERE cause = ?1 AND status != 'sent'",
+        [cause],
+        |row| row.get(0),
+    )?)
+}
+
 /// Mail waiting to be sent: queued, or claimed and not yet marked.
 pub(super) fn outbox_depth(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row(
