@@ -147,6 +147,7 @@ pub async fn run_ingest(load: IngestLoad) -> IngestReport {
     let load = Arc::new(load);
     let started = Instant::now();
     let deadline = started + load.duration;
+    crate::casapay::client::install_tls_provider();
     let tasks: Vec<_> = (0..load.connections)
         .map(|connection| {
             let load = Arc::clone(&load);

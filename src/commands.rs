@@ -81,7 +81,7 @@ pub async fn trigger(settings: &Settings, args: TriggerArgs) -> anyhow::Result<(
     };
     let body = sample.to_json(now.as_second());
     let (status, answer) = trigger::send(
-        &reqwest::Client::new(),
+        &crate::casapay::client::http_client(),
         &url,
         &secret,
         body,

@@ -135,7 +135,6 @@ impl Application {
 
     pub fn build_with_clock(settings: &Settings, clock: Clock) -> Result<Self, StartupError> {
         crate::metrics::handle();
-        crate::casapay::client::install_tls_provider();
         let database = open_database(settings)?;
         let database_error = database_error(settings);
         let (credentials, generated) = database

@@ -103,10 +103,17 @@ fn retry_after(response: &reqwest::Response, max: Duration) -> Option<Duration> 
     Some(Duration::from_secs(seconds).min(max))
 }
 
-/// Installs rustls's crypto provider (ring) for every HTTP client of the
-/// process; call before building one. Installing twice is harmless.
+/// Installs rustls's crypto provider (ring), process-wide, for the clients
+/// that use the default one (reqwest, lettre's SMTP); each calls it before it
+/// is built. Installing twice is harmless.
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A plain HTTP client (the simulator's, `trigger`'s), its TLS set up.
+pub fn http_client() -> reqwest::Client {
+    install_tls_provider();
+    reqwest::Client::new()
 }
 
 impl ApiClient {

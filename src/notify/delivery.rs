@@ -49,6 +49,7 @@ pub enum Transport {
 
 impl Transport {
     pub fn new(smtp_url: Option<&Secret>, mail_dir: &Path) -> Result<Self, MailError> {
+        crate::casapay::client::install_tls_provider();
         match smtp_url {
             Some(url) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())

@@ -153,7 +153,7 @@ pub async fn forward_changes(
     url: String,
     secret: Secret,
 ) {
-    let client = reqwest::Client::new();
+    let client = crate::casapay::client::http_client();
     let mut sent = 0;
     loop {
         changed.notified().await;

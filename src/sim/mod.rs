@@ -82,8 +82,7 @@ pub async fn run_month(
     progress: &ProgressBar,
 ) -> Result<MonthReport, SimError> {
     let month = month::play(config.period, config.properties, config.seed, config.chaos);
-    crate::casapay::client::install_tls_provider();
-    let client = reqwest::Client::new();
+    let client = crate::casapay::client::http_client();
     let target = config.target.trim_end_matches('/').to_string();
     let token = config.admin_token.expose().to_string();
     call(
