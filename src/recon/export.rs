@@ -9,7 +9,10 @@ use jiff::tz::TimeZone;
 use serde::Serialize;
 
 use super::render::{self, CSV_HEADER, csv_row};
-use super::{Line, LineFilter, Summary, reconcile_each, reconcile_stored};
+use super::{
+    Line, LineFilter, PayoutLine, Piece, Summary, Total, UnallocatedPayout, UnmatchedPayout,
+    reconcile_pieces, reconcile_stored,
+};
 use crate::domain::Period;
 use crate::format::{CsvRows, Format};
 use crate::store::{Storage, StoreError};
@@ -64,7 +67,10 @@ impl Export {
     ) -> Result<Option<(Vec<Line>, bool)>, StoreError> {
         let mut found = starting_after.is_none();
         let mut page = Vec::new();
-        self.filtered(store, &mut |line| {
+        self.filtered(store, &mut |piece| {
+            let Piece::Line(line) = piece else {
+                return Ok(());
+            };
             if !found {
                 found = starting_after.is_some_and(|after| line.property_id == after);
             } else if page.len() <= limit {
@@ -106,13 +112,23 @@ impl Export {
             .expect("the head ends with its empty lines");
         out.write_all(head.as_bytes())?;
         out.write_all(b"[")?;
+        // The lines, then (once the first unmatched request comes) the unmatched.
+        let mut in_lines = true;
         let mut first = true;
         let mut json = Vec::new();
-        let summary = self.each_line(store, |line| {
+        let summary = self.each_piece(store, |piece| {
+            if in_lines && matches!(piece, Piece::Unmatched(_)) {
+                close_array(out, first)?;
+                out.write_all(b",\n  \"unmatched\": [")?;
+                (in_lines, first) = (false, true);
+            }
             out.write_all(if first { b"\n" } else { b",\n" })?;
             first = false;
             json.clear();
-            serde_json::to_writer_pretty(&mut json, &line)?;
+            match &piece {
+                Piece::Line(line) => serde_json::to_writer_pretty(&mut json, line)?,
+                Piece::Unmatched(request) => serde_json::to_writer_pretty(&mut json, request)?,
+            }
             // At depth two: four spaces before each of its lines (JSON
             // strings hold no raw newline).
             for piece in json.split_inclusive(|&b| b == b'\n') {
@@ -121,21 +137,40 @@ impl Export {
             }
             Ok(())
         })?;
-        out.write_all(if first { b"],\n" } else { b"\n  ],\n" })?;
-        let tail = serde_json::to_string_pretty(&summary)?;
-        let tail = tail.strip_prefix("{\n").expect("the tail is an object");
+        if in_lines {
+            close_array(out, first)?;
+            out.write_all(b",\n  \"unmatched\": [")?;
+            first = true;
+        }
+        close_array(out, first)?;
+        #[derive(Serialize)]
+        struct Tail<'a> {
+            payouts: &'a [PayoutLine],
+            unallocated_payouts: &'a [UnallocatedPayout],
+            unmatched_payouts: &'a [UnmatchedPayout],
+            totals: &'a [Total],
+        }
+        let tail = serde_json::to_string_pretty(&Tail {
+            payouts: &summary.payouts,
+            unallocated_payouts: &summary.unallocated_payouts,
+            unmatched_payouts: &summary.unmatched_payouts,
+            totals: &summary.totals,
+        })?;
+        let tail = tail.strip_prefix("{").expect("the tail is an object");
+        out.write_all(b",")?;
         out.write_all(tail.as_bytes())
     }
 
-    /// Hands each line that passes the filter to `write`; what follows the lines.
-    fn each_line(
+    /// Hands each line that passes the filter, then each unmatched request,
+    /// to `write`; what follows them.
+    fn each_piece(
         &self,
         store: &dyn Storage,
-        mut write: impl FnMut(Line) -> io::Result<()>,
+        mut write: impl FnMut(Piece) -> io::Result<()>,
     ) -> io::Result<Summary> {
         let mut failed = None;
-        let result = self.filtered(store, &mut |line| {
-            write(line).map_err(|error| {
+        let result = self.filtered(store, &mut |piece| {
+            write(piece).map_err(|error| {
                 failed = Some(error);
                 StoreError::Io(io::Error::other("the output could not be written"))
             })
@@ -147,25 +182,43 @@ impl Export {
         }
     }
 
-    /// Reconciles the period, handing `on` each line that passes the filter.
+    /// Hands each line that passes the filter to `write`; what follows the lines.
+    fn each_line(
+        &self,
+        store: &dyn Storage,
+        mut write: impl FnMut(Line) -> io::Result<()>,
+    ) -> io::Result<Summary> {
+        self.each_piece(store, |piece| match piece {
+            Piece::Line(line) => write(line),
+            Piece::Unmatched(_) => Ok(()),
+        })
+    }
+
+    /// Reconciles the period, handing `on` each line that passes the filter
+    /// and each unmatched request.
     fn filtered(
         &self,
         store: &dyn Storage,
-        on: &mut dyn FnMut(Line) -> Result<(), StoreError>,
+        on: &mut dyn FnMut(Piece) -> Result<(), StoreError>,
     ) -> Result<Summary, StoreError> {
         let (timezone, landlord) = (&self.timezone, self.landlord.as_deref());
-        reconcile_each(
+        reconcile_pieces(
             store,
             self.period,
             self.as_of,
             timezone,
             landlord,
-            &mut |line| match self.filter.keeps(&line) {
-                true => on(line),
-                false => Ok(()),
+            &mut |piece| match &piece {
+                Piece::Line(line) if !self.filter.keeps(line) => Ok(()),
+                _ => on(piece),
             },
         )
     }
+}
+
+/// Ends a JSON array at depth one: `[]` if nothing was written into it.
+fn close_array(out: &mut dyn Write, empty: bool) -> io::Result<()> {
+    out.write_all(if empty { b"]" } else { b"\n  ]" })
 }
 
 #[cfg(test)]
@@ -206,9 +259,10 @@ mod tests {
         })
     }
 
-    /// Two landlords' March lines (ll_b's first in the file), a February
+    /// Three landlords' March lines (ll_b's first in the file), a February
     /// line, and requests matched by metadata, by agreement and undated, for
-    /// a property without a March line, for no property, and for February.
+    /// a property without a March line, for no property, for February, and
+    /// one at a line whose due date is too far from it.
     fn books() -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
@@ -217,6 +271,7 @@ mod tests {
 p_1,ll_b,2025-03,100000,eur,pa_1,\"Flat 1, \"\"top\"\"\",2025-03-01
 p_2,ll_a,2025-03,50000,eur,,,2025-03-05
 p_3,ll_a,2025-02,50000,eur,pa_3,,2025-02-05
+p_4,ll_c,2025-03,50000,eur,,,2025-05-20
 ",
         )
         .unwrap();
@@ -227,6 +282,8 @@ p_3,ll_a,2025-02,50000,eur,pa_3,,2025-02-05
             request("preq_3", Some("p_3"), None, Some("2025-03"), 50000),
             request("preq_4", Some("p_nowhere"), None, None, 10),
             request("preq_5", Some("p_2"), None, Some("2025-02"), 50000),
+            // Due 79 days after it was created: its line's, but no period matches.
+            request("preq_35", Some("p_4"), None, None, 50000),
         ] {
             let version = Version {
                 created: MARCH_2,
@@ -298,6 +355,7 @@ p_3,ll_a,2025-02,50000,eur,pa_3,,2025-02-05
             [
                 ("p_2", String::new(), LineStatus::Overdue),
                 ("p_1", "preq_1+preq_2".to_string(), LineStatus::Paid),
+                ("p_4", String::new(), LineStatus::Unpaid),
             ]
         );
         let unmatched: Vec<_> = r
@@ -305,7 +363,11 @@ p_3,ll_a,2025-02,50000,eur,pa_3,,2025-02-05
             .iter()
             .map(|u| u.payment_request.as_str())
             .collect();
-        assert_eq!(unmatched, ["preq_3", "preq_4"]);
+        assert_eq!(
+            unmatched,
+            ["preq_3", "preq_35", "preq_4"],
+            "by id, wherever found"
+        );
     }
 
     #[test]
@@ -324,10 +386,14 @@ p_3,ll_a,2025-02,50000,eur,pa_3,,2025-02-05
         );
         assert_eq!(
             ids(export.page(&conn, 1, Some("p_2")).unwrap()),
-            Some((vec!["p_1".into()], false))
+            Some((vec!["p_1".into()], true))
         );
         assert_eq!(
             ids(export.page(&conn, 5, Some("p_1")).unwrap()),
+            Some((vec!["p_4".into()], false))
+        );
+        assert_eq!(
+            ids(export.page(&conn, 5, Some("p_4")).unwrap()),
             Some((vec![], false))
         );
         assert_eq!(ids(export.page(&conn, 5, Some("p_9")).unwrap()), None);

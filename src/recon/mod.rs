@@ -194,10 +194,9 @@ pub fn reconcile_stored(
 }
 
 /// Reconciles a stored period a line at a time: each line goes to `on_line`
-/// as it is assessed, in (landlord, property) order. Memory holds one line's
-/// requests, the landlords' payout groups and the unmatched items, whatever
-/// the number of lines. With `landlord`, only that landlord's lines and
-/// payouts (unmatched items have no landlord).
+/// as it is assessed, in (landlord, property) order; the unmatched requests
+/// are gathered into the summary. With `landlord`, only that landlord's lines
+/// and payouts (unmatched items have no landlord).
 pub fn reconcile_each(
     store: &dyn Storage,
     period: Period,
@@ -206,18 +205,51 @@ pub fn reconcile_each(
     landlord: Option<&str>,
     on_line: &mut dyn FnMut(Line) -> Result<(), StoreError>,
 ) -> Result<Summary, StoreError> {
-    let mut reconciler = Reconciler::new(period, as_of, timezone);
-    store.visit_period(
-        period,
-        timezone,
-        landlord,
-        &mut |item| match reconciler.item(item) {
-            Some(line) => on_line(line),
-            None => Ok(()),
-        },
-    )?;
+    let mut unmatched = Vec::new();
+    let mut summary =
+        reconcile_pieces(
+            store,
+            period,
+            as_of,
+            timezone,
+            landlord,
+            &mut |piece| match piece {
+                Piece::Line(line) => on_line(line),
+                Piece::Unmatched(request) => {
+                    unmatched.push(request);
+                    Ok(())
+                }
+            },
+        )?;
+    summary.unmatched = unmatched;
+    Ok(summary)
+}
+
+/// What a period's reconciliation hands on as it goes, in the order of its
+/// document: every line, then every unmatched request (by id).
+pub enum Piece {
+    Line(Line),
+    Unmatched(Unmatched),
+}
+
+/// Reconciles a stored period handing on each line and then each unmatched
+/// request as it is known; the summary it returns has no unmatched requests.
+/// Memory holds one line's requests, the landlords' payout groups and the
+/// few unmatched requests found among a line's, whatever the size of the period.
+pub fn reconcile_pieces(
+    store: &dyn Storage,
+    period: Period,
+    as_of: Date,
+    timezone: &TimeZone,
+    landlord: Option<&str>,
+    on_piece: &mut dyn FnMut(Piece) -> Result<(), StoreError>,
+) -> Result<Summary, StoreError> {
+    let mut reconciler = Reconciler::new(period, as_of, timezone, landlord);
+    store.visit_period(period, timezone, landlord, &mut |item| {
+        reconciler.item(item, on_piece)
+    })?;
     let payouts = PeriodPayouts::load(store, period, timezone)?;
-    Ok(reconciler.finish(&payouts, landlord))
+    reconciler.finish(&payouts, on_piece)
 }
 
 /// The period's payouts, and the landlords of the bank accounts those
@@ -253,9 +285,12 @@ pub struct Reconciler<'t> {
     period: Period,
     as_of: AsOf,
     timezone: &'t TimeZone,
+    landlord: Option<&'t str>,
     sums: BTreeMap<(LandlordId, Currency), PayoutSums>,
     totals: BTreeMap<Currency, Total>,
-    unmatched: Vec<Unmatched>,
+    /// Unmatched requests found among a line's, by id, the greatest first:
+    /// handed on in turn with those that come after the lines.
+    held: Vec<Unmatched>,
 }
 
 /// Where a request of the period belongs.
@@ -269,7 +304,13 @@ enum Placement {
 }
 
 impl<'t> Reconciler<'t> {
-    pub fn new(period: Period, as_of: Date, timezone: &'t TimeZone) -> Self {
+    /// With `landlord`, no unmatched requests are handed on (they have no landlord).
+    pub fn new(
+        period: Period,
+        as_of: Date,
+        timezone: &'t TimeZone,
+        landlord: Option<&'t str>,
+    ) -> Self {
         let as_of = AsOf {
             date: as_of,
             start: as_of
@@ -280,23 +321,52 @@ impl<'t> Reconciler<'t> {
             period,
             as_of,
             timezone,
+            landlord,
             sums: BTreeMap::new(),
             totals: BTreeMap::new(),
-            unmatched: Vec::new(),
+            held: Vec::new(),
         }
     }
 
-    /// Takes one item of the period's read; the line it assesses, if any.
-    pub fn item(&mut self, item: PeriodItem) -> Option<Line> {
+    /// Takes one item of the period's read (the lines, then the requests
+    /// placed at none, by id) and hands on what it yields.
+    pub fn item(
+        &mut self,
+        item: PeriodItem,
+        out: &mut dyn FnMut(Piece) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         match item {
-            PeriodItem::Line(expected, placed) => Some(self.line(&expected, placed)),
+            PeriodItem::Line(expected, placed) => {
+                let line = self.line(&expected, placed);
+                out(Piece::Line(line))
+            }
             PeriodItem::Unplaced(request) => {
-                if !matches!(self.placement(&request, false), Placement::Elsewhere) {
-                    self.unmatched.push(unmatched_request(&request.stored));
+                if matches!(self.placement(&request, false), Placement::Elsewhere)
+                    || self.landlord.is_some()
+                {
+                    return Ok(());
                 }
-                None
+                let unmatched = unmatched_request(&request.stored);
+                self.release_held(Some(&unmatched.payment_request), out)?;
+                out(Piece::Unmatched(unmatched))
             }
         }
+    }
+
+    /// Hands on the held unmatched requests whose id sorts before `before`
+    /// (all of them with `None`).
+    fn release_held(
+        &mut self,
+        before: Option<&str>,
+        out: &mut dyn FnMut(Piece) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        while let Some(next) = self.held.last()
+            && before.is_none_or(|id| next.payment_request.as_str() < id)
+        {
+            let next = self.held.pop().expect("a last one was seen");
+            out(Piece::Unmatched(next))?;
+        }
+        Ok(())
     }
 
     fn line(&mut self, expected: &ExpectedRent, placed: Vec<PlacedRequest>) -> Line {
@@ -304,7 +374,14 @@ impl<'t> Reconciler<'t> {
         for request in placed {
             match self.placement(&request, true) {
                 Placement::Line => matched.push(request.stored),
-                Placement::Unmatched => self.unmatched.push(unmatched_request(&request.stored)),
+                Placement::Unmatched if self.landlord.is_none() => {
+                    let unmatched = unmatched_request(&request.stored);
+                    let at = self
+                        .held
+                        .partition_point(|held| held.payment_request > unmatched.payment_request);
+                    self.held.insert(at, unmatched);
+                }
+                Placement::Unmatched => {}
                 Placement::Elsewhere => {}
             }
         }
@@ -350,8 +427,15 @@ impl<'t> Reconciler<'t> {
         }
     }
 
-    /// Adds the period's payouts and returns what follows the lines.
-    pub fn finish(mut self, payouts: &PeriodPayouts, landlord: Option<&str>) -> Summary {
+    /// Hands on the last unmatched requests, adds the period's payouts and
+    /// returns what follows the lines (without unmatched requests).
+    pub fn finish(
+        mut self,
+        payouts: &PeriodPayouts,
+        out: &mut dyn FnMut(Piece) -> Result<(), StoreError>,
+    ) -> Result<Summary, StoreError> {
+        self.release_held(None, out)?;
+        let landlord = self.landlord;
         let keep = |id: &str| landlord.is_none_or(|wanted| wanted == id);
         let (unallocated, unmatched_payouts) =
             allocate_payouts(self.period, self.timezone, payouts, &mut self.sums);
@@ -367,10 +451,8 @@ impl<'t> Reconciler<'t> {
             t.paid_out = t.paid_out.saturating_add(payout.paid_out);
         }
         let everyone = landlord.is_none();
-        self.unmatched
-            .sort_by(|a, b| a.payment_request.cmp(&b.payment_request));
-        Summary {
-            unmatched: if everyone { self.unmatched } else { Vec::new() },
+        Ok(Summary {
+            unmatched: Vec::new(),
             payouts,
             unallocated_payouts: unallocated
                 .into_iter()
@@ -382,7 +464,7 @@ impl<'t> Reconciler<'t> {
                 Vec::new()
             },
             totals: self.totals.into_values().collect(),
-        }
+        })
     }
 }
 

@@ -357,7 +357,7 @@ pub trait Storage {
 
     /// The period's lines with their requests, and the requests of the period
     /// placed at none of its lines, handed to `visit` as they are read: lines
-    /// in (landlord, property) order. With `landlord`, only that landlord's
+    /// in (landlord, property) order, then those requests by id. With `landlord`, only that landlord's
     /// lines (and no unplaced requests: they have no landlord).
     fn visit_period(
         &self,

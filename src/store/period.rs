@@ -1,7 +1,8 @@
 //! One period's reconciliation read, for every engine: the engine runs two
 //! ordered queries (the period's lines; its requests, each sorted under the
-//! line of the property it is for) and this merges them, handing on one line
-//! and its requests at a time, so memory does not grow with the period.
+//! line of the property it is for, then those placed at no line) and this
+//! merges them, handing on one line and its requests at a time, so memory
+//! does not grow with the period.
 
 use jiff::tz::TimeZone;
 
@@ -37,8 +38,9 @@ pub(super) struct PlacedRow {
     pub request: PlacedRequest,
 }
 
-/// Merges lines and requests, both sorted by (landlord, property) with the
-/// requests without a line first.
+/// Merges lines and requests, both sorted by (landlord, property), the
+/// requests without a line after the others, by id (reconciliation lists
+/// them after the lines, in that order).
 pub(super) fn merge(
     lines: impl Iterator<Item = Result<ExpectedRent, StoreError>>,
     requests: impl Iterator<Item = Result<PlacedRow, StoreError>>,
@@ -51,14 +53,13 @@ pub(super) fn merge(
         let mut placed = Vec::new();
         while let Some(next) = requests.next_if(|next| {
             next.as_ref().map_or(true, |row| {
-                row.line.as_ref().is_none_or(|(l, p)| (l, p) <= key)
+                row.line.as_ref().is_some_and(|(l, p)| (l, p) <= key)
             })
         }) {
             let row = next?;
             match &row.line {
-                None => visit(PeriodItem::Unplaced(row.request))?,
                 Some((l, p)) if (l, p) == key => placed.push(row.request),
-                Some(_) => return Err(out_of_order()),
+                _ => return Err(out_of_order()),
             }
         }
         visit(PeriodItem::Line(line, placed))?;
@@ -170,14 +171,24 @@ mod tests {
                 line("ll_2", "p_0"),
             ],
             vec![
-                row("orphan", None),
                 row("a", Some(("ll_1", "p_1"))),
                 row("b", Some(("ll_1", "p_1"))),
                 row("c", Some(("ll_2", "p_0"))),
+                row("orphan", None),
             ],
         )
         .unwrap();
-        assert_eq!(seen, ["unplaced:orphan", "p_1:a+b", "p_2:", "p_0:c"]);
+        assert_eq!(seen, ["p_1:a+b", "p_2:", "p_0:c", "unplaced:orphan"]);
+    }
+
+    #[test]
+    fn requests_without_a_line_come_after_every_line_or_are_an_error() {
+        let error = merged(
+            vec![line("ll_1", "p_1")],
+            vec![row("orphan", None), row("a", Some(("ll_1", "p_1")))],
+        )
+        .unwrap_err();
+        assert!(matches!(error, StoreError::Corrupt(_)), "{error}");
     }
 
     #[test]

@@ -110,7 +110,7 @@ pub enum PeriodItem {
     /// requests whose property ([`crate::matching::property_of`]) is the line's.
     Line(ExpectedRent, Vec<PlacedRequest>),
     /// A request of the period whose property has no line in it, or that is
-    /// for no property of the rent roll.
+    /// for no property of the rent roll: after every line, by id.
     Unplaced(PlacedRequest),
 }
 

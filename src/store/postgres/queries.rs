@@ -189,7 +189,8 @@ fn placed_requests_sql() -> String {
             END
         FROM placed LEFT JOIN expected_rent e ON e.property_id = placed.placed_at AND e.period = $1
         WHERE $6::text IS NULL OR e.landlord_id = $6
-        ORDER BY e.landlord_id COLLATE \"C\" NULLS FIRST, placed_at COLLATE \"C\"",
+        ORDER BY e.landlord_id IS NULL, e.landlord_id COLLATE \"C\",
+            (CASE WHEN e.landlord_id IS NULL THEN placed.id ELSE placed_at END) COLLATE \"C\"",
         placed = period::qualified("placed", REQUEST_COLUMNS)
     )
 }

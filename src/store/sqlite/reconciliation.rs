@@ -95,7 +95,7 @@ fn expected_row(row: &Row<'_>) -> rusqlite::Result<ExpectedRow> {
 /// the rent roll has it, else its agreement's), the landlord of that
 /// property's line in the period, and for an undated one the property's due
 /// dates in months ?4..?5; a landlord's only if ?6 is set. Sorted as the
-/// lines are, those without a line first.
+/// lines are, then those without a line, by id.
 fn placed_requests_sql() -> String {
     format!(
         "WITH wanted AS (
@@ -117,7 +117,8 @@ fn placed_requests_sql() -> String {
             END
         FROM placed LEFT JOIN expected_rent e ON e.property_id = placed.placed_at AND e.period = ?1
         WHERE ?6 IS NULL OR e.landlord_id = ?6
-        ORDER BY e.landlord_id, placed_at",
+        ORDER BY e.landlord_id IS NULL, e.landlord_id,
+            CASE WHEN e.landlord_id IS NULL THEN placed.id ELSE placed_at END",
         placed = period::qualified("placed", REQUEST_COLUMNS)
     )
 }
