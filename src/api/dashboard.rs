@@ -18,7 +18,7 @@ use crate::domain::{ExceptionKind, LineStatus, Period};
 use crate::error::ApiError;
 use crate::format::money;
 use crate::recon::render::{HtmlLine, html_lines};
-use crate::recon::{self, Exception, Line, Reconciliation, Total};
+use crate::recon::{self, Exception, Line, Piece, Reconciliation, Total};
 use crate::report::render::ExceptionRow;
 use crate::startup::AppState;
 use crate::store::{Storage, StoreError};
@@ -292,18 +292,21 @@ fn gather(
     let mut counts: HashMap<LineStatus, usize> = HashMap::new();
     let mut exceptions = Pager::new(exceptions_page, EXCEPTIONS_PER_PAGE);
     let mut lines = Pager::new(lines_page, LINES_PER_PAGE);
-    let summary = recon::reconcile_each(store, period, today, timezone, None, &mut |line| {
-        *counts.entry(line.status).or_default() += 1;
-        if let Some(exception) = recon::exceptions::of_line(&line).filter(|e| wanted(e)) {
+    let month = period.to_string();
+    let summary = recon::reconcile_pieces(store, period, today, timezone, None, &mut |piece| {
+        if let Some(exception) = recon::exceptions::of_piece(&month, &piece).filter(|e| wanted(e)) {
             exceptions.push(ExceptionRow::from(&exception));
         }
-        if line_filter.keeps(&line) {
-            lines.push(line);
+        if let Piece::Line(line) = piece {
+            *counts.entry(line.status).or_default() += 1;
+            if line_filter.keeps(&line) {
+                lines.push(line);
+            }
         }
         Ok(())
     })?;
     let rest = Reconciliation::new(period, today, Vec::new(), summary);
-    for exception in recon::exceptions::after_lines(&rest)
+    for exception in recon::exceptions::of_payouts(&rest)
         .iter()
         .filter(|e| wanted(e))
     {

@@ -34,14 +34,21 @@ impl MetricsRefresh {
         let mut counts: BTreeMap<ExceptionKind, usize> =
             ExceptionKind::ALL.iter().map(|k| (*k, 0)).collect();
         let period = Period::of_date(today);
+        let month = period.to_string();
         let (depth, quarantined, last, summary) = self.reads.read(|store| {
-            let summary =
-                recon::reconcile_each(store, period, today, &self.timezone, None, &mut |line| {
-                    if let Some(exception) = recon::exceptions::of_line(&line) {
+            let summary = recon::reconcile_pieces(
+                store,
+                period,
+                today,
+                &self.timezone,
+                None,
+                &mut |piece| {
+                    if let Some(exception) = recon::exceptions::of_piece(&month, &piece) {
                         *counts.entry(exception.kind).or_default() += 1;
                     }
                     Ok(())
-                })?;
+                },
+            )?;
             Ok::<_, StoreError>((
                 store.outbox_depth()?,
                 store.count_quarantined()?,
@@ -50,7 +57,7 @@ impl MetricsRefresh {
             ))
         })?;
         let rest = recon::Reconciliation::new(period, today, Vec::new(), summary);
-        for exception in recon::exceptions::after_lines(&rest) {
+        for exception in recon::exceptions::of_payouts(&rest) {
             *counts.entry(exception.kind).or_default() += 1;
         }
         let counts: Vec<_> = counts.into_iter().map(|(k, n)| (k.as_str(), n)).collect();

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Line, Reconciliation};
+use super::{Line, Piece, Reconciliation, Unmatched};
 use crate::domain::{
     Currency, DisbursementStatus, ExceptionKind, LandlordId, LineStatus, PaymentRequestStatus,
     PropertyId,
@@ -153,36 +153,49 @@ pub fn of_line(line: &Line) -> Option<Exception> {
 /// The exceptions of one period's reconciliation, lines first.
 pub fn exceptions_of(r: &Reconciliation) -> Vec<Exception> {
     let mut exceptions: Vec<Exception> = r.lines.iter().filter_map(of_line).collect();
-    exceptions.extend(after_lines(r));
+    exceptions.extend(
+        r.unmatched
+            .iter()
+            .filter_map(|u| of_unmatched(&r.period, u)),
+    );
+    exceptions.extend(of_payouts(r));
     exceptions
 }
 
-/// The exceptions of what follows a reconciliation's lines (its lines, if
-/// any, are not looked at): unmatched money, failed, unallocated and
-/// unmatched payouts.
-pub fn after_lines(r: &Reconciliation) -> Vec<Exception> {
-    let mut exceptions = Vec::new();
-    // Only money in suspense needs a person; other unmatched requests are listed, not raised.
-    for unmatched in r
-        .unmatched
-        .iter()
-        .filter(|u| u.status == PaymentRequestStatus::Succeeded)
-    {
-        exceptions.push(Exception {
-            kind: ExceptionKind::Unmatched,
-            property_id: unmatched.property_id.clone(),
-            landlord_id: None,
-            period: unmatched.period.clone().or_else(|| Some(r.period.clone())),
-            amount: Some(unmatched.amount),
-            currency: Some(unmatched.currency),
-            detail: format!(
-                "payment {} matches no expected rent",
-                unmatched.payment_request
-            ),
-            reference: Some(unmatched.payment_request.clone()),
-            since: None,
-        });
+/// A line's or an unmatched request's exception, as a period is read.
+pub fn of_piece(period: &str, piece: &Piece) -> Option<Exception> {
+    match piece {
+        Piece::Line(line) => of_line(line),
+        Piece::Unmatched(unmatched) => of_unmatched(period, unmatched),
     }
+}
+
+/// An unmatched request's exception, if it is one: only money in suspense
+/// needs a person; other unmatched requests are listed, not raised.
+pub fn of_unmatched(period: &str, unmatched: &Unmatched) -> Option<Exception> {
+    (unmatched.status == PaymentRequestStatus::Succeeded).then(|| Exception {
+        kind: ExceptionKind::Unmatched,
+        property_id: unmatched.property_id.clone(),
+        landlord_id: None,
+        period: unmatched
+            .period
+            .clone()
+            .or_else(|| Some(period.to_string())),
+        amount: Some(unmatched.amount),
+        currency: Some(unmatched.currency),
+        detail: format!(
+            "payment {} matches no expected rent",
+            unmatched.payment_request
+        ),
+        reference: Some(unmatched.payment_request.clone()),
+        since: None,
+    })
+}
+
+/// The exceptions of a reconciliation's payouts (its lines and unmatched
+/// requests are not looked at): failed, unallocated and unmatched payouts.
+pub fn of_payouts(r: &Reconciliation) -> Vec<Exception> {
+    let mut exceptions = Vec::new();
     for payout in r
         .payouts
         .iter()

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::domain::{Currency, ExceptionKind, Period};
 use crate::format::{Format, timestamp};
 use crate::notify;
-use crate::recon::{self, Exception, Reconciliation, Total, arrears};
+use crate::recon::{self, Exception, Piece, Reconciliation, Total, arrears};
 use crate::store::{RecordedException, Storage, StoreError};
 
 /// Quarantined events listed in a report at most; the API lists them all.
@@ -270,18 +270,27 @@ impl Periods {
         timezone: &TimeZone,
     ) -> Result<(Reconciliation, usize, Vec<Exception>), StoreError> {
         let (detail, date) = (self.detail, self.date);
-        let (mut count, mut kept, mut found) = (0, Vec::new(), Vec::new());
-        let summary = recon::reconcile_each(store, period, date, timezone, None, &mut |line| {
-            count += 1;
-            arrears::count_in(&mut self.arrears, &line, date);
-            found.extend(recon::exceptions::of_line(&line));
-            if detail == Detail::Full {
-                kept.push(line);
+        let (mut count, mut found) = (0, Vec::new());
+        let (mut kept, mut unmatched) = (Vec::new(), Vec::new());
+        let month = period.to_string();
+        let summary = recon::reconcile_pieces(store, period, date, timezone, None, &mut |piece| {
+            found.extend(recon::exceptions::of_piece(&month, &piece));
+            match piece {
+                Piece::Line(line) => {
+                    count += 1;
+                    arrears::count_in(&mut self.arrears, &line, date);
+                    if detail == Detail::Full {
+                        kept.push(line);
+                    }
+                }
+                Piece::Unmatched(request) if detail == Detail::Full => unmatched.push(request),
+                Piece::Unmatched(_) => {}
             }
             Ok(())
         })?;
-        let reconciliation = Reconciliation::new(period, date, kept, summary);
-        found.extend(recon::exceptions::after_lines(&reconciliation));
+        let mut reconciliation = Reconciliation::new(period, date, kept, summary);
+        reconciliation.unmatched = unmatched;
+        found.extend(recon::exceptions::of_payouts(&reconciliation));
         Ok((reconciliation, count, found))
     }
 
