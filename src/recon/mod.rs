@@ -254,9 +254,9 @@ pub fn reconcile_pieces(
 
 /// The period's payouts, and the landlords of the bank accounts those
 /// without a landlord were paid to.
-pub struct PeriodPayouts {
-    pub payouts: Vec<StoredPayout>,
-    pub bank_accounts: HashMap<String, LandlordId>,
+struct PeriodPayouts {
+    payouts: Vec<StoredPayout>,
+    bank_accounts: HashMap<String, LandlordId>,
 }
 
 impl PeriodPayouts {
@@ -281,7 +281,7 @@ impl PeriodPayouts {
 
 /// Matches, assesses and totals one period, fed a line (or an unplaced
 /// request) at a time: pure, the store reads.
-pub struct Reconciler<'t> {
+struct Reconciler<'t> {
     period: Period,
     as_of: AsOf,
     timezone: &'t TimeZone,
@@ -305,7 +305,7 @@ enum Placement {
 
 impl<'t> Reconciler<'t> {
     /// With `landlord`, no unmatched requests are handed on (they have no landlord).
-    pub fn new(
+    fn new(
         period: Period,
         as_of: Date,
         timezone: &'t TimeZone,
@@ -330,7 +330,7 @@ impl<'t> Reconciler<'t> {
 
     /// Takes one item of the period's read (the lines, then the requests
     /// placed at none, by id) and hands on what it yields.
-    pub fn item(
+    fn item(
         &mut self,
         item: PeriodItem,
         out: &mut dyn FnMut(Piece) -> Result<(), StoreError>,
@@ -429,7 +429,7 @@ impl<'t> Reconciler<'t> {
 
     /// Hands on the last unmatched requests, adds the period's payouts and
     /// returns what follows the lines (without unmatched requests).
-    pub fn finish(
+    fn finish(
         mut self,
         payouts: &PeriodPayouts,
         out: &mut dyn FnMut(Piece) -> Result<(), StoreError>,

@@ -52,10 +52,6 @@ pub(super) const CSV_HEADER: [&str; 20] = [
 ];
 
 /// One row per expected line; money in minor units plus a formatted column.
-pub fn csv(lines: &[Line]) -> String {
-    format::csv(&CSV_HEADER, csv_rows(lines))
-}
-
 fn csv_rows(lines: &[Line]) -> impl Iterator<Item = [String; 20]> + '_ {
     lines.iter().map(csv_row)
 }

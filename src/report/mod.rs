@@ -294,8 +294,9 @@ impl Periods {
         Ok((reconciliation, count, found))
     }
 
-    /// Adds a period: its exceptions and row; its lines only with `Detail::Full`.
-    fn add(&mut self, mut reconciliation: Reconciliation, lines: usize, found: Vec<Exception>) {
+    /// Adds a period: its exceptions and row, and its reconciliation (whose
+    /// lines and unmatched requests [`Periods::reconcile`] kept only with `Detail::Full`).
+    fn add(&mut self, reconciliation: Reconciliation, lines: usize, found: Vec<Exception>) {
         self.rows.push(PeriodRow {
             period: reconciliation.period.clone(),
             lines,
@@ -303,10 +304,6 @@ impl Periods {
             totals: reconciliation.totals.clone(),
         });
         self.exceptions.extend(found);
-        if self.detail == Detail::Summary {
-            reconciliation.lines = Vec::new();
-            reconciliation.unmatched = Vec::new();
-        }
         self.kept.push(reconciliation);
     }
 }
