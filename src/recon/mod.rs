@@ -305,12 +305,7 @@ enum Placement {
 
 impl<'t> Reconciler<'t> {
     /// With `landlord`, no unmatched requests are handed on (they have no landlord).
-    fn new(
-        period: Period,
-        as_of: Date,
-        timezone: &'t TimeZone,
-        landlord: Option<&'t str>,
-    ) -> Self {
+    fn new(period: Period, as_of: Date, timezone: &'t TimeZone, landlord: Option<&'t str>) -> Self {
         let as_of = AsOf {
             date: as_of,
             start: as_of

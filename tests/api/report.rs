@@ -282,20 +282,8 @@ async fn report_send_delivers_only_its_own_mail_never_the_services_outbox() {
     assert_eq!(app.wait_for_count(waiting, 1).await, 1);
 
     let mail_dir = tempfile::tempdir().unwrap();
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_casapay-recon"))
-        .args(["report", "daily", "--date", "2025-03-20", "--send"])
-        .env("CASAPAY_DATABASE", &app.database)
-        .env("CASAPAY_REPORT_TO", "ops@example.com")
-        .env("CASAPAY_MAIL_DIR", mail_dir.path())
-        .env_remove("CASAPAY_SMTP_URL")
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let mail_dir_text = mail_dir.path().to_string_lossy().to_string();
+    let stderr = send_report_by_hand(&app, ("CASAPAY_MAIL_DIR", &mail_dir_text)).await;
     assert_eq!(
         app.count(waiting),
         1,
@@ -307,25 +295,38 @@ async fn report_send_delivers_only_its_own_mail_never_the_services_outbox() {
         app.count("SELECT count(*) FROM outbox WHERE kind = 'daily_report' AND status = 'sent'"),
         1
     );
-    assert!(String::from_utf8_lossy(&output.stderr).contains("report sent to ops@example.com"));
+    assert!(
+        stderr.contains("report sent to ops@example.com"),
+        "{stderr}"
+    );
 
     // Sent by hand again while SMTP is down: this send's one mail is counted
     // as waiting, not the landlord's or the first report's.
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_casapay-recon"))
-        .args(["report", "daily", "--date", "2025-03-20", "--send"])
-        .env("CASAPAY_DATABASE", &app.database)
-        .env("CASAPAY_REPORT_TO", "ops@example.com")
-        .env("CASAPAY_SMTP_URL", format!("smtp://127.0.0.1:{port}"))
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    let smtp = format!("smtp://127.0.0.1:{port}");
+    let stderr = send_report_by_hand(&app, ("CASAPAY_SMTP_URL", &smtp)).await;
     assert!(
         stderr.contains("1 report mail(s) not delivered yet"),
         "{stderr}"
     );
     drop(socket);
+}
+
+/// `report daily --date 2025-03-20 --send` to ops@example.com on the app's
+/// database with one setting more (and no SMTP URL unless that is it); its
+/// standard error, once it succeeded.
+async fn send_report_by_hand(app: &TestApp, (name, value): (&str, &str)) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_casapay-recon"))
+        .args(["report", "daily", "--date", "2025-03-20", "--send"])
+        .env("CASAPAY_DATABASE", &app.database)
+        .env("CASAPAY_REPORT_TO", "ops@example.com")
+        .env_remove("CASAPAY_SMTP_URL")
+        .env(name, value)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "{stderr}");
+    stderr
 }
 
 /// Builds the report for `date` and records it, as the scheduler does.
